@@ -1,0 +1,1 @@
+//! Runnable apps using `sessions`; see the README.

@@ -1,0 +1,157 @@
+//! Validates the model: every rule a user can break, each with a message that says what to write.
+
+use std::collections::HashMap;
+
+use syn::GenericParam;
+
+use crate::ast::Input;
+use crate::ctxt::Ctxt;
+
+/// Methods `Typed<T>` has itself: an accessor with one of these names would be shadowed.
+const TYPED_METHODS: &[&str] = &[
+    "value",
+    "into_inner",
+    "replace",
+    "dirty_fields",
+    "is_dirty",
+    "is_new",
+    "migrated_from",
+    "changes",
+    "new",
+    "deref",
+    "deref_mut",
+];
+
+pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
+    check_generics(cx, input);
+    check_name(cx, input);
+    check_version(cx, input);
+    check_fields(cx, input);
+}
+
+fn check_generics(cx: &Ctxt, input: &Input<'_>) {
+    for param in &input.generics.params {
+        if let GenericParam::Lifetime(lifetime) = param {
+            cx.error_spanned_by(
+                lifetime,
+                format!(
+                    "a session type cannot borrow: sessions outlive the request, so their data is owned. Remove `{}` and use owned types (`String` for `&str`, `Vec<T>` for `&[T]`)",
+                    lifetime.lifetime
+                ),
+            );
+        }
+    }
+}
+
+fn check_name(cx: &Ctxt, input: &Input<'_>) {
+    let Some(name) = &input.attrs.name else {
+        return;
+    };
+    let value = &name.value;
+    let error = |message: String| cx.syn_error(syn::Error::new(name.span, message));
+    if value.is_empty() {
+        error("`name` cannot be empty: write `name = \"cart\"`".into());
+    } else if value.starts_with("__") {
+        error(format!(
+            "names starting with `__` are reserved for `sessions`: write `name = \"{}\"`",
+            value.trim_start_matches('_')
+        ));
+    } else if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        error(format!(
+            "`name` may hold ASCII letters, digits, `_`, `-`, `.` and `:`, not {bad:?}: write e.g. `name = \"{}\"`",
+            value
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        ));
+    }
+}
+
+fn check_version(cx: &Ctxt, input: &Input<'_>) {
+    let Some(version) = &input.attrs.version else {
+        if let Some(from) = &input.attrs.migrate_from {
+            cx.error_spanned_by(
+                from,
+                "a type with `migrate_from` is a newer version: give it `version = 2` (or more), above the type it migrates from",
+            );
+        }
+        return;
+    };
+    if version.value == 0 {
+        cx.syn_error(syn::Error::new(
+            version.span,
+            "versions start at 1: write `version = 1`",
+        ));
+    } else if version.value == 1
+        && let Some(from) = &input.attrs.migrate_from
+    {
+        cx.error_spanned_by(
+            from,
+            "version 1 is the first version and cannot migrate from anything: raise this type to `version = 2` (or more), above the type it migrates from",
+        );
+    }
+}
+
+fn check_fields(cx: &Ctxt, input: &Input<'_>) {
+    let mut stored: HashMap<String, &syn::Ident> = HashMap::new();
+    let mut accessors: HashMap<String, &syn::Ident> = HashMap::new();
+    for field in &input.fields {
+        let attrs = &field.attrs;
+        if let (Some(skip), Some(_)) = (attrs.skip, attrs.default) {
+            cx.syn_error(syn::Error::new(
+                skip,
+                "`skip` already gives the field its `Default` on load: remove `default`",
+            ));
+        }
+        if let (Some(skip), Some(_)) = (attrs.skip, &attrs.rename) {
+            cx.syn_error(syn::Error::new(
+                skip,
+                "a `skip` field is never stored, so `rename` has nothing to rename: remove `rename`",
+            ));
+        }
+        if field.is_stored() {
+            let name = field.stored_name();
+            let error =
+                |message: String| cx.syn_error(syn::Error::new(field.stored_name_span(), message));
+            if name.is_empty() {
+                error("a stored name cannot be empty: write `rename = \"items\"`".into());
+            } else if name.starts_with("__") {
+                error(format!(
+                    "stored names starting with `__` are reserved (`__type__`, `__v__`): rename the field, e.g. #[session(rename = \"{}\")]",
+                    name.trim_start_matches('_')
+                ));
+            } else if let Some(first) = stored.get(&name) {
+                error(format!(
+                    "field `{}` is stored under `{name}`, which field `{first}` already uses: give one of them another #[session(rename = \"..\")]",
+                    field.ident
+                ));
+            } else {
+                stored.insert(name, field.ident);
+            }
+        }
+        let base = syn::ext::IdentExt::unraw(field.ident).to_string();
+        for accessor in [base.clone(), format!("{base}_mut"), format!("set_{base}")] {
+            if TYPED_METHODS.contains(&accessor.as_str()) {
+                cx.error_spanned_by(
+                    field.ident,
+                    format!(
+                        "field `{base}` would get an accessor `{accessor}()`, which `Typed` already has: rename the field in Rust and keep the stored name with #[session(rename = \"{base}\")]"
+                    ),
+                );
+            } else if let Some(other) = accessors.get(&accessor) {
+                cx.error_spanned_by(
+                    field.ident,
+                    format!(
+                        "fields `{other}` and `{}` would both get an accessor `{accessor}()`: rename one of them in Rust (#[session(rename = \"..\")] keeps its stored name)",
+                        field.ident
+                    ),
+                );
+            } else {
+                accessors.insert(accessor, field.ident);
+            }
+        }
+    }
+}

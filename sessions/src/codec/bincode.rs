@@ -1,0 +1,127 @@
+//! The bincode codec of one field value (bincode 2 with serde, standard configuration).
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{CodecError, Format};
+
+/// The configuration every bincode value in `sessions` is written with. Its byte limit keeps a
+/// corrupt length prefix from asking for gigabytes.
+pub(crate) const fn config() -> impl ::bincode::config::Config {
+    ::bincode::config::standard().with_limit::<{ 16 * 1024 * 1024 }>()
+}
+
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
+    Ok(Bytes::from(::bincode::serde::encode_to_vec(
+        value,
+        config(),
+    )?))
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = ::bincode::serde::decode_from_slice(bytes, config())?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            format: Format::Bincode,
+            left: bytes.len() - read,
+        });
+    }
+    Ok(value)
+}
+
+// ---- the binary form of a whole record ----------------------------------------------------
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+use crate::error::RecordError;
+use crate::record::{Record, Slot};
+
+/// A slot as the binary form lays it out.
+#[derive(Serialize)]
+struct SlotOut<'a> {
+    name: &'a str,
+    type_tag: &'a str,
+    version: u32,
+    format: u8,
+    fields: Vec<(&'a str, ByteSlice<'a>)>,
+}
+
+#[derive(Deserialize)]
+struct SlotIn<'a> {
+    name: String,
+    type_tag: String,
+    version: u32,
+    format: u8,
+    #[serde(borrow)]
+    fields: Vec<(String, ByteSlice<'a>)>,
+}
+
+/// Bytes written as one length-prefixed run, and read back without a copy.
+struct ByteSlice<'a>(&'a [u8]);
+
+impl Serialize for ByteSlice<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ByteSlice<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(deserializer).map(ByteSlice)
+    }
+}
+
+pub(crate) fn write_record(record: &Record) -> Result<Bytes, RecordError> {
+    let slots: Vec<SlotOut<'_>> = record
+        .slots()
+        .map(|slot| SlotOut {
+            name: slot.name(),
+            type_tag: slot.type_tag(),
+            version: slot.version(),
+            format: slot.format_tag(),
+            fields: slot
+                .fields()
+                .map(|(name, bytes)| (name, ByteSlice(bytes)))
+                .collect(),
+        })
+        .collect();
+    let mut out = super::BINARY_MARKER.to_vec();
+    ::bincode::serde::encode_into_std_write(&slots, &mut out, config())
+        .map_err(CodecError::from)?;
+    Ok(Bytes::from(out))
+}
+
+pub(crate) fn read_record(input: &[u8]) -> Result<Record, RecordError> {
+    let input = Bytes::copy_from_slice(input);
+    let (slots, read): (Vec<SlotIn<'_>>, usize) =
+        ::bincode::serde::borrow_decode_from_slice(&input, config())
+            .map_err(|e| RecordError::Malformed(format!("bincode: {e}")))?;
+    if read != input.len() {
+        return Err(RecordError::Malformed(format!(
+            "{} trailing bytes after the record",
+            input.len() - read
+        )));
+    }
+    let mut record = Record::new();
+    for slot in slots {
+        let fields = slot
+            .fields
+            .into_iter()
+            .map(|(name, bytes)| (name.into(), input.slice_ref(bytes.0)))
+            .collect();
+        let name = slot.name;
+        let parsed = Slot::from_parts(
+            name.clone().into(),
+            slot.type_tag.into(),
+            slot.version,
+            slot.format,
+            fields,
+        );
+        if record.insert(parsed).is_some() {
+            return Err(RecordError::Malformed(format!(
+                "slot `{name}` appears twice"
+            )));
+        }
+    }
+    Ok(record)
+}

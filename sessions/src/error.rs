@@ -1,0 +1,231 @@
+//! The errors of the typed core: one enum per concern.
+
+use crate::codec::CodecError;
+
+/// A field of a session value could not be encoded.
+///
+/// ```
+/// use sessions::{EncodeError, Format};
+/// # fn demo(err: EncodeError) { println!("{err}"); }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode field `{field}` of session type `{type_name}`: {source}")]
+pub struct EncodeError {
+    /// The session type's name.
+    pub type_name: &'static str,
+    /// The stored name of the field.
+    pub field: &'static str,
+    /// What the codec said.
+    #[source]
+    pub source: CodecError,
+}
+
+/// A stored slot could not be turned into a value of the requested session type.
+///
+/// Nothing stored is changed when this error is returned.
+///
+/// ```
+/// use sessions::DecodeError;
+/// let err = DecodeError::FutureVersion { type_name: "cart".into(), stored: 3, known: 2 };
+/// assert!(err.to_string().contains("version 3"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The slot was written by newer code (a rollback during a deploy). It is left as it is.
+    #[error(
+        "session type `{type_name}` is stored at version {stored}, newer than the version {known} this code knows; the slot is left untouched"
+    )]
+    FutureVersion {
+        /// The session type's name.
+        type_name: String,
+        /// The stored version.
+        stored: u32,
+        /// The newest version this code knows.
+        known: u32,
+    },
+    /// No type in the `migrate_from` chain has the stored version.
+    #[error(
+        "session type `{type_name}` is stored at version {stored}, which no type in its migrate_from chain has"
+    )]
+    UnknownVersion {
+        /// The session type's name.
+        type_name: String,
+        /// The stored version.
+        stored: u32,
+    },
+    /// A field without `#[session(default)]` is missing from the stored slot.
+    #[error(
+        "session type `{type_name}` v{version}: field `{field}` is missing from the stored slot"
+    )]
+    MissingField {
+        /// The session type's name.
+        type_name: &'static str,
+        /// The version being decoded.
+        version: u32,
+        /// The stored name of the field.
+        field: &'static str,
+    },
+    /// A stored field could not be decoded.
+    #[error("session type `{type_name}` v{version}: field `{field}` cannot be decoded: {source}")]
+    Field {
+        /// The session type's name.
+        type_name: &'static str,
+        /// The version being decoded.
+        version: u32,
+        /// The stored name of the field.
+        field: &'static str,
+        /// What the codec said.
+        #[source]
+        source: CodecError,
+    },
+    /// The slot's fields are in a format this build cannot read (feature `bincode` off).
+    #[error(
+        "session type `{type_name}`: the slot is stored in format tag {tag}, which this build does not support"
+    )]
+    UnsupportedFormat {
+        /// The session type's name.
+        type_name: String,
+        /// The stored format tag.
+        tag: u8,
+    },
+}
+
+/// Stored bytes are not a well-formed record.
+///
+/// ```
+/// use sessions::Record;
+/// assert!(Record::from_bytes(b"\x07garbage").is_err());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The bytes start with no known format marker.
+    #[error("stored record has an unknown format marker")]
+    UnknownMarker,
+    /// The bytes are a bincode record and this build has no `bincode` feature.
+    #[error("stored record is in bincode; enable the `bincode` feature of `sessions` to read it")]
+    BincodeDisabled,
+    /// The record is malformed.
+    #[error("stored record is malformed: {0}")]
+    Malformed(String),
+    /// A slot is malformed.
+    #[error("stored slot `{slot}` is malformed: {reason}")]
+    MalformedSlot {
+        /// The slot's key.
+        slot: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Encoding a record failed.
+    #[error("cannot encode record: {0}")]
+    Encode(#[from] CodecError),
+}
+
+/// A changeset could not be applied to a record.
+///
+/// ```
+/// use sessions::ApplyError;
+/// let err = ApplyError::SlotMissing { slot: "cart".into() };
+/// assert!(err.to_string().contains("cart"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// A field update targets a slot that is no longer stored.
+    #[error("field update for slot `{slot}`, which is no longer stored")]
+    SlotMissing {
+        /// The slot's key.
+        slot: String,
+    },
+    /// A field update was encoded for another version or format than the stored slot has
+    /// (another deployment rewrote the slot meanwhile).
+    #[error(
+        "field update for slot `{slot}` v{expected_version} ({expected_format}), but the stored slot is v{stored_version} (format tag {stored_format})"
+    )]
+    SlotChanged {
+        /// The slot's key.
+        slot: String,
+        /// The version the update was encoded for.
+        expected_version: u32,
+        /// The format the update was encoded in.
+        expected_format: crate::Format,
+        /// The stored version.
+        stored_version: u32,
+        /// The stored format tag.
+        stored_format: u8,
+    },
+}
+
+/// A session type could not be registered.
+///
+/// ```
+/// use sessions::prelude::*;
+/// use sessions::{Registry, RegistryError};
+///
+/// #[derive(Session, Default)]
+/// #[session(name = "cart")]
+/// struct A { n: u32 }
+/// #[derive(Session, Default)]
+/// #[session(name = "cart")]
+/// struct B { m: u32 }
+///
+/// let mut registry = Registry::new();
+/// registry.register::<A>().unwrap();
+/// let err = registry.register::<B>().unwrap_err();
+/// assert!(matches!(err, RegistryError::DuplicateName { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two different Rust types claim one session type name.
+    #[error(
+        "session type name `{name}` is registered twice: by `{first}` and by `{second}`; give one of them another #[session(name = \"..\")] (an older version belongs in migrate_from, not in register)"
+    )]
+    DuplicateName {
+        /// The contested name.
+        name: &'static str,
+        /// The Rust type registered first.
+        first: &'static str,
+        /// The Rust type registered second.
+        second: &'static str,
+    },
+}
+
+/// A typed slot could not be loaded from a record.
+///
+/// ```
+/// use sessions::prelude::*;
+/// use sessions::{LoadError, Record, Registry};
+///
+/// #[derive(Session, Default)]
+/// struct Cart { n: u32 }
+///
+/// let err = Registry::new().load::<Cart>(&Record::new()).err().unwrap();
+/// assert!(matches!(err, LoadError::NotRegistered { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The type was never registered, so its slot is never decoded.
+    #[error(
+        "session type `{rust_type}` (name `{name}`) is not registered; add `.register::<{rust_type}>()` to the session layer"
+    )]
+    NotRegistered {
+        /// The session type's name.
+        name: &'static str,
+        /// The Rust type.
+        rust_type: &'static str,
+    },
+    /// The slot's `__type__` differs from the key it is stored under.
+    #[error("stored slot `{slot}` holds `__type__` `{stored}`; it is left untouched")]
+    TypeMismatch {
+        /// The slot key.
+        slot: String,
+        /// The type tag found inside.
+        stored: String,
+    },
+    /// The slot could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}

@@ -1,0 +1,434 @@
+//! The stored form of one session: a [`Record`] of [`Slot`]s, and the [`Changeset`] a save carries.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use crate::codec::Format;
+use crate::error::{ApplyError, RecordError};
+
+/// The name of a stored field or slot: borrowed from a session type, or owned when read from a store.
+pub type Name = Cow<'static, str>;
+
+/// The stored form of one session type's value: its type tag, version, field format and each
+/// field encoded on its own.
+///
+/// ```
+/// use sessions::{Format, Slot};
+/// let slot = Slot::new("cart", 2, Format::Json, vec![("items".into(), "[]".into())]);
+/// assert_eq!(slot.version(), 2);
+/// assert_eq!(slot.field("items").map(|b| &b[..]), Some(&b"[]"[..]));
+/// ```
+#[derive(Clone)]
+pub struct Slot {
+    name: Name,
+    type_tag: Name,
+    version: u32,
+    format_tag: u8,
+    fields: Vec<(Name, Bytes)>,
+    /// The slot's exact text in the JSON record it was read from, written back while unchanged.
+    raw_json: Option<Bytes>,
+}
+
+impl Slot {
+    /// A slot named after its type.
+    pub fn new(
+        name: impl Into<Name>,
+        version: u32,
+        format: Format,
+        fields: Vec<(Name, Bytes)>,
+    ) -> Self {
+        let name = name.into();
+        Self {
+            type_tag: name.clone(),
+            name,
+            version,
+            format_tag: format.tag(),
+            fields,
+            raw_json: None,
+        }
+    }
+
+    /// A slot as read from a store, whose type tag and format tag are taken as found.
+    ///
+    /// ```
+    /// use sessions::Slot;
+    /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 9, vec![]);
+    /// assert_eq!(slot.format(), None); // tag 9 is no format this build knows
+    /// ```
+    pub fn from_parts(
+        name: Name,
+        type_tag: Name,
+        version: u32,
+        format_tag: u8,
+        fields: Vec<(Name, Bytes)>,
+    ) -> Self {
+        Self {
+            name,
+            type_tag,
+            version,
+            format_tag,
+            fields,
+            raw_json: None,
+        }
+    }
+
+    pub(crate) fn with_raw_json(mut self, raw: Bytes) -> Self {
+        self.raw_json = Some(raw);
+        self
+    }
+
+    pub(crate) fn raw_json(&self) -> Option<&Bytes> {
+        self.raw_json.as_ref()
+    }
+
+    /// The key the slot is stored under (the session type's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stored `__type__`; equal to [`Slot::name`] unless the data was tampered with.
+    pub fn type_tag(&self) -> &str {
+        &self.type_tag
+    }
+
+    /// The stored `__v__`.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The format the fields are encoded in, if this build supports it.
+    pub fn format(&self) -> Option<Format> {
+        Format::from_tag(self.format_tag)
+    }
+
+    /// The stored format tag.
+    pub fn format_tag(&self) -> u8 {
+        self.format_tag
+    }
+
+    /// One field's encoded bytes.
+    pub fn field(&self, name: &str) -> Option<&Bytes> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// The stored fields in stored order.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Bytes)> {
+        self.fields.iter().map(|(name, bytes)| (&**name, bytes))
+    }
+
+    /// Sets one field's bytes.
+    pub fn set_field(&mut self, name: Name, bytes: Bytes) {
+        self.raw_json = None;
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, slot)) => *slot = bytes,
+            None => self.fields.push((name, bytes)),
+        }
+    }
+}
+
+impl PartialEq for Slot {
+    /// Slots are equal when they store the same thing; how a record's text was laid out is ignored.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.type_tag == other.type_tag
+            && self.version == other.version
+            && self.format_tag == other.format_tag
+            && self.fields == other.fields
+    }
+}
+
+impl Eq for Slot {}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("name", &self.name)
+            .field("type_tag", &self.type_tag)
+            .field("version", &self.version)
+            .field("format_tag", &self.format_tag)
+            .field(
+                "fields",
+                &self.fields.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The stored form of one whole session: its slots, one per session type.
+///
+/// ```
+/// use sessions::{Format, Record, Slot};
+/// let mut record = Record::new();
+/// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]));
+/// let bytes = record.to_bytes(Format::Json).unwrap();
+/// assert_eq!(&bytes[..], br#"{"cart":{"__type__":"cart","__v__":1,"n":3}}"#);
+/// assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    slots: Vec<Slot>,
+}
+
+impl Record {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the record holds no slot.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The slot stored under `name`.
+    pub fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|slot| slot.name == name)
+    }
+
+    /// The slot stored under `name`, mutably.
+    pub fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|slot| slot.name == name)
+    }
+
+    /// All slots, in stored order.
+    pub fn slots(&self) -> impl ExactSizeIterator<Item = &Slot> {
+        self.slots.iter()
+    }
+
+    /// Inserts a slot, replacing one of the same name; returns the replaced one.
+    pub fn insert(&mut self, slot: Slot) -> Option<Slot> {
+        match self.slots.iter_mut().find(|s| s.name == slot.name) {
+            Some(existing) => Some(std::mem::replace(existing, slot)),
+            None => {
+                self.slots.push(slot);
+                None
+            }
+        }
+    }
+
+    /// Removes the slot stored under `name`.
+    pub fn remove(&mut self, name: &str) -> Option<Slot> {
+        let index = self.slots.iter().position(|slot| slot.name == name)?;
+        Some(self.slots.remove(index))
+    }
+
+    /// Applies a changeset: whole slots replaced or removed, single fields updated. A field
+    /// update whose slot is gone or was rewritten at another version or format is refused, and
+    /// the record is left as it was.
+    ///
+    /// ```
+    /// use sessions::{Changeset, Format, Record, Slot, SlotChange};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("a".into(), "1".into()), ("b".into(), "2".into())]));
+    /// let mut changes = Changeset::new();
+    /// changes.push(SlotChange::Fields {
+    ///     slot: "cart".into(), version: 1, format: Format::Json,
+    ///     fields: vec![("b".into(), "5".into())],
+    /// });
+    /// record.apply(&changes).unwrap();
+    /// assert_eq!(&record.slot("cart").unwrap().field("b").unwrap()[..], b"5");
+    /// assert_eq!(&record.slot("cart").unwrap().field("a").unwrap()[..], b"1");
+    /// ```
+    pub fn apply(&mut self, changes: &Changeset) -> Result<(), ApplyError> {
+        for change in changes.iter() {
+            self.check(change)?;
+        }
+        for change in changes.iter() {
+            match change {
+                SlotChange::Put(slot) => {
+                    self.insert(slot.clone());
+                }
+                SlotChange::Fields { slot, fields, .. } => {
+                    if let Some(stored) = self.slot_mut(slot) {
+                        for (name, bytes) in fields {
+                            stored.set_field(name.clone(), bytes.clone());
+                        }
+                    }
+                }
+                SlotChange::Remove { slot } => {
+                    self.remove(slot);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `change` can be applied to this record as it is.
+    pub fn check(&self, change: &SlotChange) -> Result<(), ApplyError> {
+        let SlotChange::Fields {
+            slot,
+            version,
+            format,
+            ..
+        } = change
+        else {
+            return Ok(());
+        };
+        let stored = self.slot(slot).ok_or_else(|| ApplyError::SlotMissing {
+            slot: slot.to_string(),
+        })?;
+        if stored.version != *version || stored.format_tag != format.tag() {
+            return Err(ApplyError::SlotChanged {
+                slot: slot.to_string(),
+                expected_version: *version,
+                expected_format: *format,
+                stored_version: stored.version,
+                stored_format: stored.format_tag,
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes the whole record. `Format::Json` writes the TSON form
+    /// `{"cart":{"__type__":"cart","__v__":2,...}}` when every slot's fields are JSON, and the
+    /// binary form otherwise (a slot is never transcoded). Slots read from JSON and unchanged
+    /// since are written back byte for byte.
+    pub fn to_bytes(&self, format: Format) -> Result<Bytes, RecordError> {
+        let all_json = self
+            .slots
+            .iter()
+            .all(|slot| slot.format() == Some(Format::Json));
+        match format {
+            Format::Json if all_json => Ok(crate::codec::json::write_record(self)),
+            #[cfg(feature = "bincode")]
+            _ => crate::codec::bincode::write_record(self),
+            #[cfg(not(feature = "bincode"))]
+            _ => Err(RecordError::BincodeDisabled),
+        }
+    }
+
+    /// Decodes a record written by [`Record::to_bytes`] in either format (the first byte tells which).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Record, RecordError> {
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => crate::codec::json::read_record(bytes),
+            Some(0) if bytes.starts_with(&crate::codec::BINARY_MARKER) => {
+                #[cfg(feature = "bincode")]
+                return crate::codec::bincode::read_record(
+                    &bytes[crate::codec::BINARY_MARKER.len()..],
+                );
+                #[cfg(not(feature = "bincode"))]
+                return Err(RecordError::BincodeDisabled);
+            }
+            _ => Err(RecordError::UnknownMarker),
+        }
+    }
+}
+
+/// What one save changes in one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotChange {
+    /// Write the whole slot (new, migrated, replaced, or re-encoded in another format).
+    Put(Slot),
+    /// Update these fields of a stored slot that has this version and format.
+    Fields {
+        /// The slot's key.
+        slot: Name,
+        /// The version the fields were encoded for.
+        version: u32,
+        /// The format the fields are encoded in.
+        format: Format,
+        /// The changed fields.
+        fields: Vec<(Name, Bytes)>,
+    },
+    /// Remove the slot.
+    Remove {
+        /// The slot's key.
+        slot: Name,
+    },
+}
+
+impl SlotChange {
+    /// The key of the slot this change is about.
+    pub fn slot_name(&self) -> &str {
+        match self {
+            SlotChange::Put(slot) => slot.name(),
+            SlotChange::Fields { slot, .. } | SlotChange::Remove { slot } => slot,
+        }
+    }
+}
+
+/// Everything one save changes: at most one [`SlotChange`] per slot.
+///
+/// ```
+/// use sessions::{Changeset, SlotChange};
+/// let mut changes = Changeset::new();
+/// assert!(changes.is_empty());
+/// changes.push(SlotChange::Remove { slot: "cart".into() });
+/// assert_eq!(changes.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changeset {
+    changes: Vec<SlotChange>,
+}
+
+impl Changeset {
+    /// An empty changeset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a change; a later change to the same slot is merged into (or replaces) the earlier one.
+    pub fn push(&mut self, change: SlotChange) {
+        let Some(index) = self
+            .changes
+            .iter()
+            .position(|c| c.slot_name() == change.slot_name())
+        else {
+            self.changes.push(change);
+            return;
+        };
+        let earlier = &mut self.changes[index];
+        match (earlier, change) {
+            (SlotChange::Put(slot), SlotChange::Fields { fields, .. }) => {
+                for (name, bytes) in fields {
+                    slot.set_field(name, bytes);
+                }
+            }
+            (
+                SlotChange::Fields {
+                    fields: earlier_fields,
+                    ..
+                },
+                SlotChange::Fields { fields, .. },
+            ) => {
+                for (name, bytes) in fields {
+                    match earlier_fields.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, slot)) => *slot = bytes,
+                        None => earlier_fields.push((name, bytes)),
+                    }
+                }
+            }
+            (earlier, change) => *earlier = change,
+        }
+    }
+
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// How many slots change.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// The changes, one per slot.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &SlotChange> {
+        self.changes.iter()
+    }
+}
+
+impl FromIterator<SlotChange> for Changeset {
+    fn from_iter<I: IntoIterator<Item = SlotChange>>(iter: I) -> Self {
+        let mut changes = Changeset::new();
+        for change in iter {
+            changes.push(change);
+        }
+        changes
+    }
+}

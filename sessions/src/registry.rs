@@ -1,0 +1,260 @@
+//! The registered session types: only their slots are ever decoded.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::codec::Format;
+use crate::error::{DecodeError, LoadError, RegistryError};
+use crate::private::{Origin, SlotReader, State};
+use crate::record::{Record, Slot};
+use crate::schema::Session;
+use crate::typed::Typed;
+
+/// The set of registered session types, and how often each was migrated from each old version.
+///
+/// A slot whose `__type__` is not registered is never decoded into anything (TSON's safety
+/// rule): it stays in the record, byte for byte, and is written back untouched, so data written
+/// by a newer deployment survives an older one. Cloning a registry shares its migration counts.
+///
+/// ```
+/// use sessions::prelude::*;
+/// use sessions::{Format, Record, Registry, Slot};
+///
+/// #[derive(Session, Default)]
+/// #[session(name = "cart")]
+/// struct Cart { n: u32 }
+///
+/// let mut registry = Registry::new();
+/// registry.register::<Cart>().unwrap();
+///
+/// let mut record = Record::new();
+/// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]));
+/// let cart = registry.load::<Cart>(&record).unwrap().unwrap();
+/// assert_eq!(*cart.n(), 3);
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    types: HashMap<&'static str, Arc<Entry>>,
+}
+
+struct Entry {
+    type_id: TypeId,
+    rust_type: &'static str,
+    version: u32,
+    /// Migrations counted by the stored version they started from (index 0 = version 1).
+    migrations: Box<[AtomicU64]>,
+}
+
+/// How many stored slots of one type were migrated from one old version (since the registry
+/// was built).
+///
+/// ```
+/// use sessions::MigrationCount;
+/// let count = MigrationCount { type_name: "cart", from_version: 1, to_version: 2, count: 5 };
+/// assert_eq!(count.count, 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationCount {
+    /// The session type's name.
+    pub type_name: &'static str,
+    /// The stored version migrated from.
+    pub from_version: u32,
+    /// The current version.
+    pub to_version: u32,
+    /// How many slots.
+    pub count: u64,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `T` (the current version; its `migrate_from` chain comes along). Registering
+    /// the same type again does nothing; another type with the same name is an error.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # use sessions::Registry;
+    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Cart>().unwrap();
+    /// registry.register::<Cart>().unwrap();
+    /// assert!(registry.is_registered::<Cart>());
+    /// ```
+    pub fn register<T: Session>(&mut self) -> Result<&mut Self, RegistryError> {
+        if let Some(entry) = self.types.get(T::NAME) {
+            if entry.type_id == TypeId::of::<T>() {
+                return Ok(self);
+            }
+            return Err(RegistryError::DuplicateName {
+                name: T::NAME,
+                first: entry.rust_type,
+                second: std::any::type_name::<T>(),
+            });
+        }
+        let entry = Entry {
+            type_id: TypeId::of::<T>(),
+            rust_type: std::any::type_name::<T>(),
+            version: T::VERSION,
+            migrations: (0..T::VERSION).map(|_| AtomicU64::new(0)).collect(),
+        };
+        self.types.insert(T::NAME, Arc::new(entry));
+        Ok(self)
+    }
+
+    /// Whether `T` itself is registered.
+    pub fn is_registered<T: Session>(&self) -> bool {
+        self.types
+            .get(T::NAME)
+            .is_some_and(|entry| entry.type_id == TypeId::of::<T>())
+    }
+
+    /// Whether some type is registered under `name` (so its slots may be decoded).
+    pub fn is_registered_name(&self, name: &str) -> bool {
+        self.types.contains_key(name)
+    }
+
+    /// The registered names and their current versions.
+    pub fn types(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        self.types
+            .iter()
+            .map(|(name, entry)| (*name, entry.version))
+    }
+
+    /// Loads `T`'s slot from a record: `None` when nothing is stored for `T`; an older version is
+    /// migrated up the `migrate_from` chain (and counted), and the whole slot will be rewritten
+    /// on the next save. The record is never changed.
+    pub fn load<T: Session>(&self, record: &Record) -> Result<Option<Typed<T>>, LoadError> {
+        let entry = self.entry::<T>()?;
+        let Some(slot) = record.slot(T::NAME) else {
+            return Ok(None);
+        };
+        if slot.type_tag() != T::NAME {
+            return Err(LoadError::TypeMismatch {
+                slot: slot.name().to_owned(),
+                stored: slot.type_tag().to_owned(),
+            });
+        }
+        let (value, origin) = decode_slot::<T>(slot)?;
+        if let Origin::Migrated { from } = origin {
+            if let Some(counter) = entry.migrations.get(from as usize - 1) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::info!(
+                target: "sessions::migration",
+                session_type = T::NAME,
+                from_version = from,
+                to_version = T::VERSION,
+                "migrated a stored session slot"
+            );
+        }
+        let mut state = State::new(value, origin);
+        if let Origin::Migrated { .. } = origin {
+            state.dirty.insert_all(T::FIELDS.len());
+        }
+        Ok(Some(Typed::from_state(state)))
+    }
+
+    /// Like [`Registry::load`], with `T::default()` as a new value when nothing is stored.
+    pub fn load_or_default<T: Session + Default>(
+        &self,
+        record: &Record,
+    ) -> Result<Typed<T>, LoadError> {
+        Ok(self.load::<T>(record)?.unwrap_or_default())
+    }
+
+    /// The migrations counted so far, by type and stored version, for every registered type.
+    ///
+    /// ```
+    /// # use sessions::Registry;
+    /// assert!(Registry::new().migration_counts().is_empty());
+    /// ```
+    pub fn migration_counts(&self) -> Vec<MigrationCount> {
+        let mut counts: Vec<MigrationCount> = self
+            .types
+            .iter()
+            .flat_map(|(name, entry)| {
+                entry
+                    .migrations
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, counter)| {
+                        let count = counter.load(Ordering::Relaxed);
+                        (count > 0).then_some(MigrationCount {
+                            type_name: name,
+                            from_version: index as u32 + 1,
+                            to_version: entry.version,
+                            count,
+                        })
+                    })
+            })
+            .collect();
+        counts.sort_by_key(|c| (c.type_name, c.from_version));
+        counts
+    }
+
+    fn entry<T: Session>(&self) -> Result<&Entry, LoadError> {
+        match self.types.get(T::NAME) {
+            Some(entry) if entry.type_id == TypeId::of::<T>() => Ok(entry),
+            _ => Err(LoadError::NotRegistered {
+                name: T::NAME,
+                rust_type: std::any::type_name::<T>(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.types
+                    .iter()
+                    .map(|(name, entry)| (name, entry.rust_type)),
+            )
+            .finish()
+    }
+}
+
+/// Decodes a slot as `T`, walking the `migrate_from` chain for older versions.
+pub(crate) fn decode_slot<T: Session>(slot: &Slot) -> Result<(T, Origin), DecodeError> {
+    let Some(format) = slot.format() else {
+        return Err(DecodeError::UnsupportedFormat {
+            type_name: slot.type_tag().to_owned(),
+            tag: slot.format_tag(),
+        });
+    };
+    let stored = slot.version();
+    if stored > T::VERSION {
+        return Err(DecodeError::FutureVersion {
+            type_name: T::NAME.to_owned(),
+            stored,
+            known: T::VERSION,
+        });
+    }
+    let value = decode_version::<T>(slot, format)?;
+    let origin = if stored == T::VERSION {
+        Origin::Stored { format }
+    } else {
+        Origin::Migrated { from: stored }
+    };
+    Ok((value, origin))
+}
+
+fn decode_version<T: Session>(slot: &Slot, format: Format) -> Result<T, DecodeError> {
+    let stored = slot.version();
+    if stored == T::VERSION {
+        return T::decode(&SlotReader::new(slot, format, T::NAME, T::VERSION));
+    }
+    if stored > T::VERSION || <T::Previous as Session>::VERSION == 0 {
+        return Err(DecodeError::UnknownVersion {
+            type_name: T::NAME.to_owned(),
+            stored,
+        });
+    }
+    decode_version::<T::Previous>(slot, format).map(T::from_previous)
+}

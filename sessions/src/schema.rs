@@ -1,0 +1,96 @@
+//! The [`Session`] trait: what `#[derive(Session)]` implements.
+
+use bytes::Bytes;
+
+use crate::codec::Format;
+use crate::error::{DecodeError, EncodeError};
+use crate::private::{Access, SlotReader, State};
+
+/// A typed session slot: a struct whose fields are stored one by one under a versioned type name.
+///
+/// Implement it with `#[derive(Session)]`; writing the impl by hand is not supported (the hidden
+/// items may change in any release). See the crate docs for the derive's attributes.
+///
+/// ```
+/// use sessions::prelude::*;
+///
+/// #[derive(Session, Default)]
+/// #[session(name = "cart", version = 2)]
+/// struct Cart {
+///     items: Vec<String>,
+///     #[session(rename = "code")]
+///     coupon: Option<String>,
+/// }
+///
+/// assert_eq!(Cart::NAME, "cart");
+/// assert_eq!(Cart::VERSION, 2);
+/// assert_eq!(Cart::FIELDS, ["items", "code"]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a session type",
+    label = "`{Self}` does not implement `Session`",
+    note = "add `#[derive(Session)]` to `{Self}` (and `#[session(name = \"..\", version = N)]`)"
+)]
+pub trait Session: Sized + Send + Sync + 'static {
+    /// The type name stored in every slot as `__type__`; the key of the slot in a record.
+    const NAME: &'static str;
+    /// The schema version stored in every slot as `__v__` (1 or more).
+    const VERSION: u32;
+    /// The stored names of the stored fields, in declaration order (`skip` fields excluded).
+    const FIELDS: &'static [&'static str];
+
+    /// The type of the previous version (`migrate_from`), or [`NoPrevious`] when there is none.
+    type Previous: Session;
+
+    #[doc(hidden)]
+    type Access: Access<Self>;
+
+    /// Encodes the field at `index` (an index into [`Session::FIELDS`]) in `format`.
+    fn encode_field(&self, index: usize, format: Format) -> Result<Bytes, EncodeError>;
+
+    #[doc(hidden)]
+    fn decode(reader: &SlotReader<'_>) -> Result<Self, DecodeError>;
+
+    /// Turns a value of the previous version into this one (through `From`).
+    fn from_previous(previous: Self::Previous) -> Self;
+}
+
+/// The end of every migration chain: the `Previous` of a session type without `migrate_from`.
+///
+/// It has no values, so nothing is ever decoded as it.
+///
+/// ```
+/// use sessions::prelude::*;
+/// use sessions::{NoPrevious, Session};
+///
+/// #[derive(Session, Default)]
+/// struct Prefs { dark: bool }
+///
+/// assert_eq!(<<Prefs as Session>::Previous as Session>::VERSION, 0);
+/// # let _: Option<NoPrevious> = None;
+/// ```
+#[derive(Debug)]
+pub enum NoPrevious {}
+
+impl Session for NoPrevious {
+    const NAME: &'static str = "";
+    const VERSION: u32 = 0;
+    const FIELDS: &'static [&'static str] = &[];
+    type Previous = NoPrevious;
+    type Access = State<NoPrevious>;
+
+    fn encode_field(&self, _index: usize, _format: Format) -> Result<Bytes, EncodeError> {
+        match *self {}
+    }
+
+    fn decode(reader: &SlotReader<'_>) -> Result<Self, DecodeError> {
+        Err(DecodeError::UnknownVersion {
+            type_name: reader.type_name().to_owned(),
+            stored: reader.version(),
+        })
+    }
+
+    fn from_previous(previous: NoPrevious) -> Self {
+        previous
+    }
+}

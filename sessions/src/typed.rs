@@ -1,0 +1,243 @@
+//! [`Typed<T>`]: a session value and the set of fields a handler changed.
+
+use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
+
+use crate::codec::Format;
+use crate::error::EncodeError;
+use crate::private::{Access, Origin, State};
+use crate::record::{Slot, SlotChange};
+use crate::schema::Session;
+
+/// A typed session slot as a handler sees it: the value and exactly which fields were changed.
+///
+/// Read fields through the generated accessors (`cart.items()`), change them through
+/// `cart.items_mut()` or `cart.set_items(..)`: each write marks its field and nothing else, so a
+/// save carries only what changed. There is no other way to reach the value mutably.
+///
+/// ```
+/// use sessions::prelude::*;
+///
+/// #[derive(Session, Default)]
+/// struct Cart { items: Vec<String>, coupon: Option<String> }
+///
+/// let mut cart = Typed::new(Cart::default());
+/// assert!(!cart.is_dirty());
+/// cart.items_mut().push("apple".into());
+/// assert_eq!(cart.dirty_fields().collect::<Vec<_>>(), ["items"]);
+/// assert_eq!(cart.items().len(), 1);
+/// assert!(cart.coupon().is_none());
+/// ```
+pub struct Typed<T: Session> {
+    access: T::Access,
+}
+
+impl<T: Session> Typed<T> {
+    /// A value for a new session slot (nothing stored yet). Nothing is dirty; once anything is
+    /// changed, the whole slot is written.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// let cart = Typed::new(Cart { n: 3 });
+    /// assert!(cart.is_new() && !cart.is_dirty());
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self::from_state(State::new(value, Origin::New))
+    }
+
+    pub(crate) fn from_state(state: State<T>) -> Self {
+        Self {
+            access: T::Access::from_state(state),
+        }
+    }
+
+    fn state(&self) -> &State<T> {
+        self.access.state()
+    }
+
+    /// Read access to the whole value.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// let cart = Typed::new(Cart { n: 3 });
+    /// assert_eq!(cart.value().n, 3);
+    /// ```
+    pub fn value(&self) -> &T {
+        &self.state().value
+    }
+
+    /// The value, leaving dirty tracking behind.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// assert_eq!(Typed::new(Cart { n: 3 }).into_inner().n, 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.access.into_state().value
+    }
+
+    /// Replaces the whole value; every field becomes dirty.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { n: u32, m: u32 }
+    /// let mut cart = Typed::new(Cart::default());
+    /// cart.replace(Cart { n: 1, m: 2 });
+    /// assert_eq!(cart.dirty_fields().count(), 2);
+    /// ```
+    pub fn replace(&mut self, value: T) -> T {
+        let state = self.access.state_mut();
+        state.dirty.insert_all(T::FIELDS.len());
+        std::mem::replace(&mut state.value, value)
+    }
+
+    /// The stored names of the fields changed so far, in declaration order.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { a: u32, b: u32, c: u32 }
+    /// let mut cart = Typed::new(Cart::default());
+    /// cart.set_c(1);
+    /// *cart.a_mut() += 1;
+    /// assert_eq!(cart.dirty_fields().collect::<Vec<_>>(), ["a", "c"]);
+    /// ```
+    pub fn dirty_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.state()
+            .dirty
+            .iter()
+            .filter_map(|index| T::FIELDS.get(index).copied())
+    }
+
+    /// Whether any field changed.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// let mut cart = Typed::new(Cart::default());
+    /// let _ = cart.a();
+    /// assert!(!cart.is_dirty());
+    /// cart.set_a(2);
+    /// assert!(cart.is_dirty());
+    /// ```
+    pub fn is_dirty(&self) -> bool {
+        !self.state().dirty.is_empty()
+    }
+
+    /// Whether nothing was stored for this slot when it was loaded.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// assert!(Typed::new(Cart::default()).is_new());
+    /// ```
+    pub fn is_new(&self) -> bool {
+        matches!(self.state().origin, Origin::New)
+    }
+
+    /// The stored version this value was migrated from on load, if it was.
+    ///
+    /// ```
+    /// # use sessions::prelude::*;
+    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// assert_eq!(Typed::new(Cart::default()).migrated_from(), None);
+    /// ```
+    pub fn migrated_from(&self) -> Option<u32> {
+        match self.state().origin {
+            Origin::Migrated { from } => Some(from),
+            _ => None,
+        }
+    }
+
+    /// What a save must write for this slot when fields are encoded in `format`: nothing when
+    /// nothing changed; only the changed fields of a slot stored in the same format at the same
+    /// version; the whole slot when it is new, was migrated, or was stored in another format.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::{Format, SlotChange};
+    ///
+    /// #[derive(Session, Default)]
+    /// struct Cart { a: u32, b: u32 }
+    ///
+    /// let mut cart = Typed::new(Cart::default());
+    /// assert!(cart.changes(Format::Json).unwrap().is_none());
+    /// cart.set_a(7);
+    /// // A new slot is written whole.
+    /// assert!(matches!(cart.changes(Format::Json).unwrap(), Some(SlotChange::Put(_))));
+    /// ```
+    pub fn changes(&self, format: Format) -> Result<Option<SlotChange>, EncodeError> {
+        let state = self.state();
+        if state.dirty.is_empty() {
+            return Ok(None);
+        }
+        let whole = match state.origin {
+            Origin::New | Origin::Migrated { .. } => true,
+            Origin::Stored { format: stored } => stored != format,
+        };
+        if whole {
+            let fields = (0..T::FIELDS.len())
+                .map(|index| {
+                    Ok((
+                        Cow::Borrowed(T::FIELDS[index]),
+                        state.value.encode_field(index, format)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, EncodeError>>()?;
+            return Ok(Some(SlotChange::Put(Slot::new(
+                T::NAME,
+                T::VERSION,
+                format,
+                fields,
+            ))));
+        }
+        let fields = state
+            .dirty
+            .iter()
+            .filter(|index| *index < T::FIELDS.len())
+            .map(|index| {
+                Ok((
+                    Cow::Borrowed(T::FIELDS[index]),
+                    state.value.encode_field(index, format)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, EncodeError>>()?;
+        Ok(Some(SlotChange::Fields {
+            slot: Cow::Borrowed(T::NAME),
+            version: T::VERSION,
+            format,
+            fields,
+        }))
+    }
+}
+
+impl<T: Session> Deref for Typed<T> {
+    type Target = T::Access;
+
+    fn deref(&self) -> &T::Access {
+        &self.access
+    }
+}
+
+impl<T: Session> DerefMut for Typed<T> {
+    fn deref_mut(&mut self) -> &mut T::Access {
+        &mut self.access
+    }
+}
+
+impl<T: Session + Default> Default for Typed<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: Session + std::fmt::Debug> std::fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Typed")
+            .field("value", self.value())
+            .field("dirty", &self.dirty_fields().collect::<Vec<_>>())
+            .finish()
+    }
+}
