@@ -110,7 +110,7 @@ impl<'a> Input<'a> {
         })
     }
 
-    /// The stored type name: `name = ".."`, or the struct's name in snake_case.
+    /// The stored type name: `name = ".."`, or the struct's name in `snake_case`.
     pub(crate) fn type_name(&self) -> String {
         match &self.attrs.name {
             Some(name) => name.value.clone(),

@@ -5,7 +5,9 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::*;
+use crate::symbol::{
+    CONTAINER_KEYS, CRATE, DEFAULT, FIELD_KEYS, MIGRATE_FROM, NAME, RENAME, SESSION, SKIP, VERSION,
+};
 
 /// A value given in an attribute, with the span of its key for error messages.
 pub(crate) struct Spanned<T> {
@@ -34,7 +36,7 @@ fn set<T>(cx: &Ctxt, meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T,
     if slot.is_some() {
         cx.error_spanned_by(
             &meta.path,
-            format!("duplicate `{key}` in #[session(..)]; give it once"),
+            format!("`{key}` is given twice in #[session(..)]: keep one"),
         );
     } else {
         *slot = Some(value);
@@ -47,61 +49,14 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
         if let syn::Meta::Path(_) = attr.meta {
             cx.error_spanned_by(
                 attr,
-                format!("write the options in parentheses: #[session({CONTAINER_KEYS})]"),
+                "`#[session]` needs its options in parentheses: write e.g. `#[session(name = \"cart\", version = 2)]`, or remove it",
             );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident(NAME) {
-                let lit: LitStr = string_value(&meta, NAME, "name = \"cart\"")?;
-                set(
-                    cx,
-                    &meta,
-                    &mut out.name,
-                    Spanned {
-                        value: lit.value(),
-                        span: lit.span(),
-                    },
-                    NAME,
-                );
-            } else if meta.path.is_ident(VERSION) {
-                let lit = version_value(&meta)?;
-                let span = lit.span();
-                match lit.base10_parse::<u32>() {
-                    Ok(value) => set(
-                        cx,
-                        &meta,
-                        &mut out.version,
-                        Spanned { value, span },
-                        VERSION,
-                    ),
-                    Err(_) => cx
-                        .error_spanned_by(&lit, "`version` must fit in a u32: write `version = 2`"),
-                }
-            } else if meta.path.is_ident(MIGRATE_FROM) {
-                let ty: syn::Type = meta.value()?.parse().map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        "`migrate_from` takes the older type: write `migrate_from = CartV1`",
-                    )
-                })?;
-                set(cx, &meta, &mut out.migrate_from, ty, MIGRATE_FROM);
-            } else if meta.path.is_ident(CRATE) {
-                let path = crate_value(&meta)?;
-                set(cx, &meta, &mut out.krate, path, CRATE);
-            } else {
-                let key = meta
-                    .path
-                    .get_ident()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                let hint = match key.as_str() {
-                    RENAME | DEFAULT | SKIP => format!("; `{key}` goes on a field"),
-                    _ => String::new(),
-                };
-                return Err(meta.error(format!(
-                    "unknown #[session] option `{key}`{hint}; the struct takes {CONTAINER_KEYS}"
-                )));
+            if let Err(err) = container_key(cx, &mut out, &meta) {
+                cx.syn_error(err);
+                skip_rest(&meta)?;
             }
             Ok(())
         });
@@ -112,50 +67,68 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
     out
 }
 
+/// Reads one key of the struct's `#[session(..)]`; an error leaves the rest of the key unread.
+fn container_key(cx: &Ctxt, out: &mut Container, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.path.is_ident(NAME) {
+        let lit: LitStr = string_value(meta, NAME, "name = \"cart\"")?;
+        set(
+            cx,
+            meta,
+            &mut out.name,
+            Spanned {
+                value: lit.value(),
+                span: lit.span(),
+            },
+            NAME,
+        );
+    } else if meta.path.is_ident(VERSION) {
+        let lit = version_value(meta)?;
+        let span = lit.span();
+        match lit.base10_parse::<u32>() {
+            Ok(value) => set(cx, meta, &mut out.version, Spanned { value, span }, VERSION),
+            Err(_) => cx.error_spanned_by(&lit, "`version` must fit in a u32: write `version = 2`"),
+        }
+    } else if meta.path.is_ident(MIGRATE_FROM) {
+        let ty: syn::Type = meta.value()?.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "`migrate_from` takes the older type: write `migrate_from = CartV1`",
+            )
+        })?;
+        set(cx, meta, &mut out.migrate_from, ty, MIGRATE_FROM);
+    } else if meta.path.is_ident(CRATE) {
+        let path = crate_value(meta)?;
+        set(cx, meta, &mut out.krate, path, CRATE);
+    } else {
+        let key = key_name(&meta.path);
+        let message = match key.as_str() {
+            RENAME | DEFAULT | SKIP => {
+                let value = if key == RENAME { " = \"..\"" } else { "" };
+                format!(
+                    "`{key}` goes on a field, not on the struct: put `#[session({key}{value})]` above the field; the struct takes {CONTAINER_KEYS}"
+                )
+            }
+            _ => format!("unknown #[session] option `{key}`; the struct takes {CONTAINER_KEYS}"),
+        };
+        return Err(meta.error(message));
+    }
+    Ok(())
+}
+
 pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
     let mut out = Field::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident(SESSION)) {
         if let syn::Meta::Path(_) = attr.meta {
             cx.error_spanned_by(
                 attr,
-                format!("write the options in parentheses: #[session({FIELD_KEYS})]"),
+                "`#[session]` needs its options in parentheses: write e.g. `#[session(skip)]` or `#[session(rename = \"..\")]`, or remove it",
             );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident(RENAME) {
-                let lit = string_value(&meta, RENAME, "rename = \"stored_name\"")?;
-                set(
-                    cx,
-                    &meta,
-                    &mut out.rename,
-                    Spanned {
-                        value: lit.value(),
-                        span: lit.span(),
-                    },
-                    RENAME,
-                );
-            } else if meta.path.is_ident(DEFAULT) {
-                no_value(&meta, DEFAULT)?;
-                set(cx, &meta, &mut out.default, meta.path.span_of(), DEFAULT);
-            } else if meta.path.is_ident(SKIP) {
-                no_value(&meta, SKIP)?;
-                set(cx, &meta, &mut out.skip, meta.path.span_of(), SKIP);
-            } else {
-                let key = meta
-                    .path
-                    .get_ident()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                let hint = match key.as_str() {
-                    NAME | VERSION | MIGRATE_FROM | CRATE => {
-                        format!("; `{key}` goes on the struct")
-                    }
-                    _ => String::new(),
-                };
-                return Err(meta.error(format!(
-                    "unknown #[session] field option `{key}`{hint}; a field takes {FIELD_KEYS}"
-                )));
+            if let Err(err) = field_key(cx, &mut out, &meta) {
+                cx.syn_error(err);
+                skip_rest(&meta)?;
             }
             Ok(())
         });
@@ -164,6 +137,56 @@ pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
         }
     }
     out
+}
+
+/// Reads one key of a field's `#[session(..)]`; an error leaves the rest of the key unread.
+fn field_key(cx: &Ctxt, out: &mut Field, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.path.is_ident(RENAME) {
+        let lit = string_value(meta, RENAME, "rename = \"stored_name\"")?;
+        set(
+            cx,
+            meta,
+            &mut out.rename,
+            Spanned {
+                value: lit.value(),
+                span: lit.span(),
+            },
+            RENAME,
+        );
+    } else if meta.path.is_ident(DEFAULT) {
+        no_value(meta, DEFAULT)?;
+        set(cx, meta, &mut out.default, meta.path.span_of(), DEFAULT);
+    } else if meta.path.is_ident(SKIP) {
+        no_value(meta, SKIP)?;
+        set(cx, meta, &mut out.skip, meta.path.span_of(), SKIP);
+    } else {
+        let key = key_name(&meta.path);
+        let message = match key.as_str() {
+            NAME | VERSION | MIGRATE_FROM | CRATE => format!(
+                "`{key}` goes on the struct, not on a field: put it in the `#[session(..)]` above `struct`; a field takes {FIELD_KEYS}"
+            ),
+            _ => format!("unknown #[session] field option `{key}`; a field takes {FIELD_KEYS}"),
+        };
+        return Err(meta.error(message));
+    }
+    Ok(())
+}
+
+/// A key as written (`crate` included, which `Path::get_ident` reads as a keyword).
+fn key_name(path: &syn::Path) -> String {
+    quote::ToTokens::to_token_stream(path)
+        .to_string()
+        .replace(' ', "")
+}
+
+/// Skips what is left of a key that could not be read (`= value` or `(..)`), up to the next `,`,
+/// so the keys after it are still read and their mistakes reported too.
+fn skip_rest(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    let input = meta.input;
+    while !input.is_empty() && !input.peek(syn::Token![,]) {
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
 }
 
 trait SpanOf {
@@ -211,7 +234,7 @@ fn version_value(meta: &ParseNestedMeta<'_>) -> syn::Result<LitInt> {
     }
 }
 
-fn crate_value(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+pub(crate) fn crate_value(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
     let input = meta.value()?;
     if input.peek(LitStr) {
         let lit: LitStr = input.parse()?;

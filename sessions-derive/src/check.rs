@@ -50,23 +50,42 @@ fn check_name(cx: &Ctxt, input: &Input<'_>) {
     let value = &name.value;
     let error = |message: String| cx.syn_error(syn::Error::new(name.span, message));
     if value.is_empty() {
-        error("`name` cannot be empty: write `name = \"cart\"`".into());
+        error(format!(
+            "`name` cannot be empty: remove `name` to store the type as `{0}`, or write e.g. `name = \"{0}\"`",
+            crate::ast::snake_case(&syn::ext::IdentExt::unraw(input.ident).to_string())
+        ));
     } else if value.starts_with("__") {
         error(format!(
             "names starting with `__` are reserved for `sessions`: write `name = \"{}\"`",
-            value.trim_start_matches('_')
+            suggest(value, "cart")
         ));
-    } else if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
-    {
+    } else if let Some(bad) = value.chars().find(|c| !is_name_char(*c)) {
         error(format!(
             "`name` may hold ASCII letters, digits, `_`, `-`, `.` and `:`, not {bad:?}: write e.g. `name = \"{}\"`",
-            value
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect::<String>()
+            suggest(value, "cart")
         ));
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+}
+
+/// A name like `value` that is allowed: other characters become `_`, leading and trailing
+/// underscores go (`"__shopping cart!"` → `"shopping_cart"`), `fallback` if nothing is left.
+fn suggest(value: &str, fallback: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let c = if is_name_char(c) { c } else { '_' };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    let out = out.trim_matches('_');
+    if out.is_empty() {
+        fallback.to_owned()
+    } else {
+        out.to_owned()
     }
 }
 
@@ -100,15 +119,15 @@ fn check_fields(cx: &Ctxt, input: &Input<'_>) {
     let mut accessors: HashMap<String, &syn::Ident> = HashMap::new();
     for field in &input.fields {
         let attrs = &field.attrs;
-        if let (Some(skip), Some(_)) = (attrs.skip, attrs.default) {
+        if let (Some(_), Some(default)) = (attrs.skip, attrs.default) {
             cx.syn_error(syn::Error::new(
-                skip,
+                default,
                 "`skip` already gives the field its `Default` on load: remove `default`",
             ));
         }
-        if let (Some(skip), Some(_)) = (attrs.skip, &attrs.rename) {
+        if let (Some(_), Some(rename)) = (attrs.skip, &attrs.rename) {
             cx.syn_error(syn::Error::new(
-                skip,
+                rename.span,
                 "a `skip` field is never stored, so `rename` has nothing to rename: remove `rename`",
             ));
         }
@@ -117,11 +136,14 @@ fn check_fields(cx: &Ctxt, input: &Input<'_>) {
             let error =
                 |message: String| cx.syn_error(syn::Error::new(field.stored_name_span(), message));
             if name.is_empty() {
-                error("a stored name cannot be empty: write `rename = \"items\"`".into());
+                error(format!(
+                    "a stored name cannot be empty: remove `rename` to store the field as `{0}`, or write e.g. `rename = \"{0}\"`",
+                    syn::ext::IdentExt::unraw(field.ident)
+                ));
             } else if name.starts_with("__") {
                 error(format!(
-                    "stored names starting with `__` are reserved (`__type__`, `__v__`): rename the field, e.g. #[session(rename = \"{}\")]",
-                    name.trim_start_matches('_')
+                    "stored names starting with `__` are reserved (`__type__`, `__v__`): write e.g. #[session(rename = \"{}\")]",
+                    suggest(&name, &syn::ext::IdentExt::unraw(field.ident).to_string())
                 ));
             } else if let Some(first) = stored.get(&name) {
                 error(format!(

@@ -45,8 +45,9 @@ impl Ctxt {
 
 impl Drop for Ctxt {
     fn drop(&mut self) {
-        if !std::thread::panicking() && self.errors.borrow().is_some() {
-            panic!("sessions-derive: Ctxt dropped without check()");
-        }
+        assert!(
+            std::thread::panicking() || self.errors.borrow().is_none(),
+            "sessions-derive: Ctxt dropped without check()"
+        );
     }
 }

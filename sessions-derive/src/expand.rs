@@ -7,8 +7,10 @@ use syn::spanned::Spanned;
 use syn::{DeriveInput, GenericParam, Ident, parse_quote};
 
 use crate::ast::{Field, Input};
+use crate::attr;
 use crate::check;
 use crate::ctxt::Ctxt;
+use crate::symbol::{CRATE, SESSION};
 
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
@@ -31,9 +33,10 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
 
 /// The path to the runtime crate.
 fn krate(input: &Input<'_>) -> TokenStream {
-    match &input.attrs.krate {
-        Some(path) => quote!(#path),
-        None => quote!(::sessions),
+    if let Some(path) = &input.attrs.krate {
+        quote!(#path)
+    } else {
+        quote!(::sessions)
     }
 }
 
@@ -47,7 +50,7 @@ fn fallback(input: &DeriveInput) -> TokenStream {
         .generics
         .params
         .iter()
-        .any(|p| !matches!(p, GenericParam::Type(_)))
+        .any(|p| matches!(p, GenericParam::Lifetime(_)))
     {
         return TokenStream::new();
     }
@@ -55,14 +58,15 @@ fn fallback(input: &DeriveInput) -> TokenStream {
     let krate: syn::Path = input
         .attrs
         .iter()
-        .filter(|a| a.path().is_ident("session"))
+        .filter(|a| a.path().is_ident(SESSION))
         .find_map(|a| {
             let mut found = None;
             let _ = a.parse_nested_meta(|meta| {
-                if meta.path.is_ident("crate") {
-                    found = meta.value()?.parse::<syn::Path>().ok();
-                } else if meta.input.peek(syn::Token![=]) {
-                    let _: syn::Expr = meta.value()?.parse()?;
+                if meta.path.is_ident(CRATE) {
+                    found = attr::crate_value(&meta).ok();
+                }
+                while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    meta.input.parse::<TokenTree>()?;
                 }
                 Ok(())
             });
@@ -80,12 +84,12 @@ fn fallback(input: &DeriveInput) -> TokenStream {
         #[automatically_derived]
         #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #impl_generics #krate::__private::Session for #ident #ty_generics #where_clause {
-            const NAME: &'static str = "";
-            const VERSION: u32 = 1;
-            const FIELDS: &'static [&'static str] = &[];
+            const NAME: &'static ::core::primitive::str = "";
+            const VERSION: ::core::primitive::u32 = 1;
+            const FIELDS: &'static [&'static ::core::primitive::str] = &[];
             type Previous = #krate::__private::NoPrevious;
             type Access = #krate::__private::State<Self>;
-            fn encode_field(&self, index: usize, _: #krate::__private::Format)
+            fn encode_field(&self, index: ::core::primitive::usize, _: #krate::__private::Format)
                 -> ::core::result::Result<#krate::__private::Bytes, #krate::__private::EncodeError> {
                 #krate::__private::no_such_field("", index)
             }
@@ -120,9 +124,11 @@ fn expand(input: &Input<'_>) -> TokenStream {
 
     let encode_arms = stored.iter().enumerate().map(|(index, field)| {
         let member = field.ident;
+        let ty = field.ty;
         let stored_name = &stored_names[index];
-        quote_spanned! {field.ty.span()=>
-            #index => #private::encode(format, #name, #stored_name, &self.#member),
+        // `::<#ty>` puts "`Item: Serialize` is not satisfied" on the field's whole type.
+        quote_spanned! {ty.span()=>
+            #index => #private::encode::<#ty>(format, #name, #stored_name, &self.#member),
         }
     });
 
@@ -140,78 +146,12 @@ fn expand(input: &Input<'_>) -> TokenStream {
         }
     });
 
-    let accessors = input.fields.iter().map(|field| {
-        let member = field.ident;
-        let ty = field.ty;
-        let base = syn::ext::IdentExt::unraw(member);
-        let get = member.clone();
-        let get_mut = Ident::new(&format!("{base}_mut"), member.span());
-        let set = Ident::new(&format!("set_{base}"), member.span());
-        let (mutate, what) = match stored.iter().position(|f| f.ident == member) {
-            Some(index) => (
-                quote!(#private::touch(&mut self.0, #index)),
-                format!("marks `{base}` dirty"),
-            ),
-            None => (
-                quote!(#private::unmarked(&mut self.0)),
-                format!("`{base}` is `skip`: never stored, never dirty"),
-            ),
-        };
-        let doc_get = format!("The `{base}` field.");
-        let doc_mut = format!("The `{base}` field, mutably; {what}.");
-        let doc_set = format!("Sets the `{base}` field; {what}.");
-        quote! {
-            #[doc = #doc_get]
-            #[inline]
-            #[must_use]
-            #vis fn #get(&self) -> &#ty {
-                &#private::value(&self.0).#member
-            }
-            #[doc = #doc_mut]
-            #[inline]
-            #vis fn #get_mut(&mut self) -> &mut #ty {
-                &mut #mutate.#member
-            }
-            #[doc = #doc_set]
-            #[inline]
-            #vis fn #set(&mut self, value: #ty) {
-                #mutate.#member = value;
-            }
-        }
-    });
-
-    let (previous, from_previous, link_check) = match &input.attrs.migrate_from {
-        Some(from) => {
-            let span = from.span();
-            let check = quote_spanned! {span=>
-                #private::check_migration::<#this, #from>()
-            };
-            let const_check = if input.generics.params.is_empty() {
-                quote! { const _: () = #check; }
-            } else {
-                TokenStream::new()
-            };
-            (
-                quote_spanned!(span=> #from),
-                quote_spanned! {span=>
-                    let () = <#access #ty_generics>::__MIGRATION_CHECK;
-                    #private::migrate::<Self, #from>(previous)
-                },
-                quote! {
-                    #[automatically_derived]
-                    impl #impl_generics #access #ty_generics #where_clause {
-                        const __MIGRATION_CHECK: () = #check;
-                    }
-                    #const_check
-                },
-            )
-        }
-        None => (
-            quote!(#private::NoPrevious),
-            quote!(#private::no_previous(previous)),
-            TokenStream::new(),
-        ),
-    };
+    let accessors = accessors(input, &private, &stored);
+    let Migration {
+        previous,
+        from_previous,
+        link_check,
+    } = migration(input, &private, &access);
 
     let doc_access = format!("Typed accessors of [`{ident}`], reached through `Typed<{ident}>`.");
     quote! {
@@ -223,13 +163,13 @@ fn expand(input: &Input<'_>) -> TokenStream {
         #[automatically_derived]
         #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #impl_generics #private::Session for #this #where_clause {
-            const NAME: &'static str = #name;
-            const VERSION: u32 = #version;
-            const FIELDS: &'static [&'static str] = &[#(#stored_names),*];
+            const NAME: &'static ::core::primitive::str = #name;
+            const VERSION: ::core::primitive::u32 = #version;
+            const FIELDS: &'static [&'static ::core::primitive::str] = &[#(#stored_names),*];
             type Previous = #previous;
             type Access = #access #ty_generics;
 
-            fn encode_field(&self, index: usize, format: #private::Format)
+            fn encode_field(&self, index: ::core::primitive::usize, format: #private::Format)
                 -> ::core::result::Result<#private::Bytes, #private::EncodeError> {
                 match index {
                     #(#encode_arms)*
@@ -270,6 +210,121 @@ fn expand(input: &Input<'_>) -> TokenStream {
     }
 }
 
+/// `items()`, `items_mut()` and `set_items(..)` for each field.
+fn accessors(input: &Input<'_>, private: &TokenStream, stored: &[&Field<'_>]) -> Vec<TokenStream> {
+    let vis = input.vis;
+    let ident = input.ident;
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    let this = quote!(#ident #ty_generics);
+    input
+        .fields
+        .iter()
+        .map(|field| {
+            let member = field.ident;
+            // The accessors live on the accessor type, where `Self` is not the struct.
+            let field_ty = field.ty;
+            let ty = replace_self(&quote!(#field_ty), &this);
+            let base = syn::ext::IdentExt::unraw(member);
+            let get = member.clone();
+            let get_mut = Ident::new(&format!("{base}_mut"), member.span());
+            let set = Ident::new(&format!("set_{base}"), member.span());
+            let (mutate, what) = match stored.iter().position(|f| f.ident == member) {
+                Some(index) => (
+                    quote!(#private::touch(&mut self.0, #index)),
+                    format!("marks `{base}` dirty"),
+                ),
+                None => (
+                    quote!(#private::unmarked(&mut self.0)),
+                    format!("`{base}` is `skip`: never stored, never dirty"),
+                ),
+            };
+            let doc_get = format!("The `{base}` field.");
+            let doc_mut = format!("The `{base}` field, mutably; {what}.");
+            let doc_set = format!("Sets the `{base}` field; {what}.");
+            quote! {
+                #[doc = #doc_get]
+                #[inline]
+                #[must_use]
+                #vis fn #get(&self) -> &#ty {
+                    &#private::value(&self.0).#member
+                }
+                #[doc = #doc_mut]
+                #[inline]
+                #vis fn #get_mut(&mut self) -> &mut #ty {
+                    &mut #mutate.#member
+                }
+                #[doc = #doc_set]
+                #[inline]
+                #vis fn #set(&mut self, value: #ty) {
+                    #mutate.#member = value;
+                }
+            }
+        })
+        .collect()
+}
+
+/// What `migrate_from` adds: the `Previous` type, the body of `from_previous`, and the check of
+/// the link (same name, lower version).
+struct Migration {
+    previous: TokenStream,
+    from_previous: TokenStream,
+    link_check: TokenStream,
+}
+
+fn migration(input: &Input<'_>, private: &TokenStream, access: &Ident) -> Migration {
+    let Some(from) = &input.attrs.migrate_from else {
+        return Migration {
+            previous: quote!(#private::NoPrevious),
+            from_previous: quote!(#private::no_previous(previous)),
+            link_check: TokenStream::new(),
+        };
+    };
+    let ident = input.ident;
+    let impl_generics_owned = bounded_generics(input);
+    let (impl_generics, ty_generics, where_clause) = impl_generics_owned.split_for_impl();
+    let this = quote!(#ident #ty_generics);
+    let span = from.span();
+    // Every token of the check carries the span of the `migrate_from` type, so a failed check
+    // points there and not at `#[derive(Session)]`. The check reaches the older type through a
+    // generic `T::Previous`, a `Session` by the trait's bound, so a `migrate_from` type that is
+    // no session type is reported once, at `type Previous`, not twice.
+    let private_at = respan(private, span);
+    let check = quote_spanned! {span=>
+        {
+            const fn check_migrate_from<T: #private_at::Session>() {
+                #private_at::check_migration::<T, <T as #private_at::Session>::Previous>()
+            }
+            check_migrate_from::<#this>()
+        }
+    };
+    let previous = quote_spanned!(span=> #from);
+    let migrate = quote_spanned! {span=> #private::migrate::<Self, #from>(previous) };
+    if input.generics.params.is_empty() {
+        // Checked once, in a `const _` that `cargo check` evaluates too.
+        Migration {
+            previous,
+            from_previous: migrate,
+            link_check: quote_spanned! {span=> const _: () = #check; },
+        }
+    } else {
+        // A generic link can only be checked per instance: in an associated const, evaluated
+        // for each instance whose `from_previous` is used.
+        Migration {
+            previous,
+            from_previous: quote_spanned! {span=>
+                let () = <#access #ty_generics>::__MIGRATION_CHECK;
+                #migrate
+            },
+            link_check: quote! {
+                #[automatically_derived]
+                impl #impl_generics #access #ty_generics #where_clause {
+                    const __MIGRATION_CHECK: () = #check;
+                }
+            },
+        }
+    }
+}
+
 /// The struct's generics plus what `Session` needs of each type parameter: `Send + Sync +
 /// 'static` always; `Serialize + DeserializeOwned` when a stored field mentions it; `Default`
 /// when a `skip` or `default` field mentions it (as serde does).
@@ -305,6 +360,49 @@ fn bounded_generics(input: &Input<'_>) -> syn::Generics {
     generics
 }
 
+/// `tokens` with `Self` replaced by `this` (`<this>` before `::`).
+fn replace_self(tokens: &TokenStream, this: &TokenStream) -> TokenStream {
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    let mut out = TokenStream::new();
+    for (i, tree) in trees.iter().enumerate() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "Self" => {
+                let path_follows =
+                    matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let this = respan(this, ident.span());
+                out.extend(if path_follows { quote!(<#this>) } else { this });
+            }
+            TokenTree::Group(group) => {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), replace_self(&group.stream(), this));
+                inner.set_span(group.span());
+                out.extend([TokenTree::Group(inner)]);
+            }
+            other => out.extend([other.clone()]),
+        }
+    }
+    out
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
 /// Whether a type's tokens mention the identifier `ident`.
 fn mentions(tokens: &TokenStream, ident: &Ident) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
@@ -312,4 +410,146 @@ fn mentions(tokens: &TokenStream, ident: &Ident) -> bool {
         TokenTree::Group(group) => mentions(&group.stream(), ident),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::{Spacing, TokenStream, TokenTree};
+    use syn::parse_quote;
+
+    use super::derive;
+
+    /// Keywords after which `::` starts a path from the root.
+    const BEFORE_ROOT: &[&str] = &[
+        "as", "const", "dyn", "for", "impl", "in", "let", "mut", "pub", "return", "static", "where",
+    ];
+
+    /// The first segment of every path that starts with `::`, and every segment that follows
+    /// `crate_name` (which must always be followed by `::`).
+    fn roots(
+        tokens: TokenStream,
+        crate_name: &str,
+        roots_out: &mut Vec<String>,
+        after: &mut Vec<String>,
+    ) {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, tree) in trees.iter().enumerate() {
+            match tree {
+                TokenTree::Group(group) => roots(group.stream(), crate_name, roots_out, after),
+                TokenTree::Ident(ident) if ident == crate_name => {
+                    match (trees.get(i + 1), trees.get(i + 2), trees.get(i + 3)) {
+                        (
+                            Some(TokenTree::Punct(a)),
+                            Some(TokenTree::Punct(b)),
+                            Some(TokenTree::Ident(next)),
+                        ) if a.as_char() == ':' && b.as_char() == ':' => {
+                            after.push(next.to_string());
+                        }
+                        _ => panic!("`{crate_name}` not followed by a path segment"),
+                    }
+                }
+                TokenTree::Punct(colon)
+                    if colon.as_char() == ':' && colon.spacing() == Spacing::Joint =>
+                {
+                    let leading = match i.checked_sub(1).map(|p| &trees[p]) {
+                        Some(TokenTree::Ident(prev)) => {
+                            BEFORE_ROOT.contains(&prev.to_string().as_str())
+                        }
+                        Some(TokenTree::Punct(prev)) => match prev.as_char() {
+                            '>' => {
+                                matches!(i.checked_sub(2).map(|p| &trees[p]), Some(TokenTree::Punct(p)) if p.as_char() == '-')
+                            }
+                            ':' => false,
+                            _ => true,
+                        },
+                        None | Some(TokenTree::Group(_) | TokenTree::Literal(_)) => true,
+                    };
+                    if leading && let Some(TokenTree::Ident(root)) = trees.get(i + 2) {
+                        roots_out.push(root.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn inputs(attr: &TokenStream) -> Vec<syn::DeriveInput> {
+        vec![
+            parse_quote! {
+                #[derive(Session)]
+                #[session(#attr name = "cart", version = 2, migrate_from = CartV1)]
+                pub struct Cart {
+                    items: Vec<String>,
+                    #[session(rename = "c", default)]
+                    coupon: Option<String>,
+                    #[session(skip)]
+                    cache: u8,
+                }
+            },
+            parse_quote! {
+                #[derive(Session)]
+                #[session(#attr version = 3, migrate_from = PairV2<A, B>)]
+                pub struct Pair<A: Clone, B> where B: Default {
+                    a: A,
+                    #[session(skip)]
+                    b: B,
+                }
+            },
+            // Has errors: the stand-in impl must use the custom path too.
+            parse_quote! {
+                #[derive(Session)]
+                #[session(#attr version = 0)]
+                struct Broken { value: u8 }
+            },
+        ]
+    }
+
+    #[test]
+    fn expansion_names_only_core_std_and_the_private_module() {
+        for (attr, crate_name, allowed) in [
+            (
+                TokenStream::new(),
+                "sessions",
+                &["core", "std", "sessions"][..],
+            ),
+            (
+                parse_quote!(crate = my_sessions,),
+                "my_sessions",
+                &["core", "std"][..],
+            ),
+            (
+                parse_quote!(crate = ::my_sessions,),
+                "my_sessions",
+                &["core", "std", "my_sessions"][..],
+            ),
+            (
+                parse_quote!(crate = "my_sessions",),
+                "my_sessions",
+                &["core", "std"][..],
+            ),
+        ] {
+            for input in inputs(&attr) {
+                let expanded = derive(&input);
+                let text = expanded.to_string();
+                let (mut found_roots, mut after) = (Vec::new(), Vec::new());
+                roots(expanded, crate_name, &mut found_roots, &mut after);
+                for root in &found_roots {
+                    assert!(allowed.contains(&root.as_str()), "`::{root}` in {text}");
+                }
+                assert!(!after.is_empty(), "no `{crate_name}::` in {text}");
+                assert!(
+                    after.iter().all(|next| next == "__private"),
+                    "{after:?} in {text}"
+                );
+                if crate_name != "sessions" {
+                    assert!(
+                        !text
+                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .any(|w| w == "sessions"),
+                        "`sessions` named beside `crate = ..`: {text}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -57,12 +57,20 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod codec;
+mod cookie;
 mod dirty;
 mod error;
+mod expiry;
+mod handle;
+mod id;
+mod layer;
 mod record;
 mod registry;
 mod schema;
+pub mod store;
 mod typed;
 
 #[doc(hidden)]
@@ -72,11 +80,18 @@ pub mod __private {
 mod private;
 
 pub use codec::{CodecError, Format};
+pub use cookie::{CookieConfig, CookieConfigError, SameSite};
 pub use dirty::DirtySet;
 pub use error::{ApplyError, DecodeError, EncodeError, LoadError, RecordError, RegistryError};
+pub use expiry::{Clock, Deadline, Expiry, ManualClock, SystemClock};
+pub use handle::{SessionHandle, SessionRejection};
+pub use id::{IdError, SessionId, SessionKey};
+pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
 pub use record::{Changeset, Name, Record, Slot, SlotChange};
 pub use registry::{MigrationCount, Registry};
 pub use schema::{NoPrevious, Session};
+pub use store::{CookieError, CookieStore, Key};
+pub use store::{MemoryStore, SaveOutcome, SessionStore, StoreError, Stored};
 pub use typed::Typed;
 
 /// `#[derive(Session)]`: see the [crate docs](crate#the-derive) for its attributes.
@@ -92,7 +107,8 @@ pub use sessions_derive::Session;
 /// assert!(!prefs.dark());
 /// ```
 pub mod prelude {
-    pub use crate::{Session, Typed};
+    pub use crate::{CookieStore, MemoryStore, SessionStore};
+    pub use crate::{Session, SessionHandle, SessionLayer, Typed};
 }
 
 #[cfg(doctest)]

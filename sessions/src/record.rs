@@ -372,7 +372,8 @@ impl Changeset {
         Self::default()
     }
 
-    /// Adds a change; a later change to the same slot is merged into (or replaces) the earlier one.
+    /// Adds a change; a later change to the same slot is merged into the earlier one when it
+    /// updates fields of the same version and format, and replaces it otherwise.
     pub fn push(&mut self, change: SlotChange) {
         let Some(index) = self
             .changes
@@ -383,19 +384,36 @@ impl Changeset {
             return;
         };
         let earlier = &mut self.changes[index];
+        // Field updates merge only into a change of the same version and format: bytes of
+        // another format or version would be unreadable there. Anything else replaces.
         match (earlier, change) {
-            (SlotChange::Put(slot), SlotChange::Fields { fields, .. }) => {
+            (
+                SlotChange::Put(slot),
+                SlotChange::Fields {
+                    version,
+                    format,
+                    fields,
+                    ..
+                },
+            ) if slot.version == version && slot.format_tag == format.tag() => {
                 for (name, bytes) in fields {
                     slot.set_field(name, bytes);
                 }
             }
             (
                 SlotChange::Fields {
+                    version: earlier_version,
+                    format: earlier_format,
                     fields: earlier_fields,
                     ..
                 },
-                SlotChange::Fields { fields, .. },
-            ) => {
+                SlotChange::Fields {
+                    version,
+                    format,
+                    fields,
+                    ..
+                },
+            ) if *earlier_version == version && *earlier_format == format => {
                 for (name, bytes) in fields {
                     match earlier_fields.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, slot)) => *slot = bytes,

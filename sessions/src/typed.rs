@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use crate::codec::Format;
 use crate::error::EncodeError;
@@ -29,7 +30,18 @@ use crate::schema::Session;
 /// assert!(cart.coupon().is_none());
 /// ```
 pub struct Typed<T: Session> {
-    access: T::Access,
+    /// Always `Some`, but while `into_inner` takes it out.
+    access: Option<T::Access>,
+    /// Where the changes go when this value is dropped (the request's session, in the layer).
+    sink: Option<Arc<dyn SlotSink>>,
+}
+
+/// Receives a slot's changes when a [`Typed`] obtained from a request's session is dropped.
+pub(crate) trait SlotSink: Send + Sync {
+    /// The format changes are encoded in.
+    fn format(&self) -> Format;
+    /// Takes the changes of one slot (or the error of encoding them).
+    fn commit(&self, slot: &'static str, changes: Result<Option<SlotChange>, EncodeError>);
 }
 
 impl<T: Session> Typed<T> {
@@ -48,12 +60,40 @@ impl<T: Session> Typed<T> {
 
     pub(crate) fn from_state(state: State<T>) -> Self {
         Self {
-            access: T::Access::from_state(state),
+            access: Some(T::Access::from_state(state)),
+            sink: None,
+        }
+    }
+
+    /// Sends this value's changes to `sink` when it is dropped.
+    pub(crate) fn with_sink(mut self, sink: Arc<dyn SlotSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    fn access(&self) -> &T::Access {
+        match &self.access {
+            Some(access) => access,
+            None => unreachable!("Typed::access is taken only by into_inner and drop"),
+        }
+    }
+
+    fn access_mut(&mut self) -> &mut T::Access {
+        match &mut self.access {
+            Some(access) => access,
+            None => unreachable!("Typed::access is taken only by into_inner and drop"),
         }
     }
 
     fn state(&self) -> &State<T> {
-        self.access.state()
+        self.access().state()
+    }
+
+    /// Hands the changes to the sink, once.
+    fn commit(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            sink.commit(T::NAME, self.changes(sink.format()));
+        }
     }
 
     /// Read access to the whole value.
@@ -68,15 +108,19 @@ impl<T: Session> Typed<T> {
         &self.state().value
     }
 
-    /// The value, leaving dirty tracking behind.
+    /// The value, leaving dirty tracking behind. Changes made so far are still saved.
     ///
     /// ```
     /// # use sessions::prelude::*;
     /// # #[derive(Session, Default)] struct Cart { n: u32 }
     /// assert_eq!(Typed::new(Cart { n: 3 }).into_inner().n, 3);
     /// ```
-    pub fn into_inner(self) -> T {
-        self.access.into_state().value
+    pub fn into_inner(mut self) -> T {
+        self.commit();
+        match self.access.take() {
+            Some(access) => access.into_state().value,
+            None => unreachable!("Typed::access is taken only by into_inner and drop"),
+        }
     }
 
     /// Replaces the whole value; every field becomes dirty.
@@ -89,7 +133,7 @@ impl<T: Session> Typed<T> {
     /// assert_eq!(cart.dirty_fields().count(), 2);
     /// ```
     pub fn replace(&mut self, value: T) -> T {
-        let state = self.access.state_mut();
+        let state = self.access_mut().state_mut();
         state.dirty.insert_all(T::FIELDS.len());
         std::mem::replace(&mut state.value, value)
     }
@@ -217,13 +261,21 @@ impl<T: Session> Deref for Typed<T> {
     type Target = T::Access;
 
     fn deref(&self) -> &T::Access {
-        &self.access
+        self.access()
     }
 }
 
 impl<T: Session> DerefMut for Typed<T> {
     fn deref_mut(&mut self) -> &mut T::Access {
-        &mut self.access
+        self.access_mut()
+    }
+}
+
+impl<T: Session> Drop for Typed<T> {
+    fn drop(&mut self) {
+        if self.access.is_some() {
+            self.commit();
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
 
 // ---- the binary form of a whole record ----------------------------------------------------
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::error::RecordError;
@@ -104,12 +106,25 @@ pub(crate) fn read_record(input: &[u8]) -> Result<Record, RecordError> {
     }
     let mut record = Record::new();
     for slot in slots {
-        let fields = slot
-            .fields
-            .into_iter()
-            .map(|(name, bytes)| (name.into(), input.slice_ref(bytes.0)))
-            .collect();
         let name = slot.name;
+        let malformed = |reason: String| RecordError::MalformedSlot {
+            slot: name.clone(),
+            reason,
+        };
+        // A JSON slot framed here may later be written as TSON text: it must read back as the
+        // same slot then, so its fields must be what the TSON reader would have produced.
+        let json = slot.format == Format::Json.tag();
+        let mut seen = HashSet::with_capacity(slot.fields.len());
+        let mut fields = Vec::with_capacity(slot.fields.len());
+        for (field, bytes) in slot.fields {
+            if json {
+                super::json::check_field(&field, bytes.0).map_err(malformed)?;
+            }
+            if !seen.insert(field.clone()) {
+                return Err(malformed(format!("field `{field}` appears twice")));
+            }
+            fields.push((field.into(), input.slice_ref(bytes.0)));
+        }
         let parsed = Slot::from_parts(
             name.clone().into(),
             slot.type_tag.into(),

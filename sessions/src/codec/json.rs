@@ -116,6 +116,24 @@ pub(crate) fn read_record(input: &[u8]) -> Result<Record, RecordError> {
     Ok(record)
 }
 
+/// Checks that a field of a JSON slot read from elsewhere (the binary form) can be written into
+/// TSON text and read back as the same field: its name is not a reserved key, and its bytes
+/// are exactly one JSON value (so they can neither break the text nor smuggle keys or slots
+/// into it).
+pub(crate) fn check_field(name: &str, bytes: &[u8]) -> Result<(), String> {
+    if name == TYPE_KEY || name == VERSION_KEY {
+        return Err(format!("field `{name}` has a reserved name"));
+    }
+    let raw: &RawValue = serde_json::from_slice(bytes)
+        .map_err(|e| format!("field `{name}` is not one JSON value: {e}"))?;
+    if raw.get().len() != bytes.len() {
+        return Err(format!(
+            "field `{name}` has whitespace around its JSON value"
+        ));
+    }
+    Ok(())
+}
+
 /// The entries of a JSON object in order, values unparsed; a key that appears twice is an error.
 struct Entries<'a>(Vec<(String, &'a RawValue)>);
 

@@ -1,0 +1,688 @@
+//! Cookie attributes: what the session cookie is called, where it is sent, and how it is
+//! read from requests and written to responses.
+
+use std::time::Duration;
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+/// The `__Host-` prefix: browsers accept such a cookie only with `Secure`, `Path=/` and no
+/// `Domain`, so no subdomain and no plain-HTTP page can set or shadow it.
+const HOST_PREFIX: &str = "__Host-";
+/// The `__Secure-` prefix: browsers accept such a cookie only with `Secure`.
+const SECURE_PREFIX: &str = "__Secure-";
+
+/// The `SameSite` attribute: when a browser sends the cookie with cross-site requests.
+///
+/// ```
+/// use sessions::{CookieConfig, SameSite};
+/// let config = CookieConfig::new().same_site(SameSite::Strict);
+/// assert_eq!(config.get_same_site(), SameSite::Strict);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SameSite {
+    /// Only with same-site requests.
+    Strict,
+    /// With same-site requests and top-level cross-site navigations (links); the default.
+    #[default]
+    Lax,
+    /// With every request, cross-site included. Browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    fn to_cookie(self) -> cookie::SameSite {
+        match self {
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
+        }
+    }
+}
+
+/// A cookie configuration browsers would mishandle, found by [`CookieConfig::validate`].
+///
+/// ```
+/// use sessions::{CookieConfig, CookieConfigError, SameSite};
+/// let err = CookieConfig::new().secure(false).same_site(SameSite::None).validate().unwrap_err();
+/// assert!(matches!(err, CookieConfigError::SameSiteNoneInsecure));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieConfigError {
+    /// The name is empty or holds a character a cookie name cannot have (RFC 6265 `token`:
+    /// letters, digits and ``!#$%&'*+-.^_`|~``).
+    #[error("`{name}` is not a valid cookie name: use letters, digits and !#$%&'*+-.^_`|~")]
+    InvalidName {
+        /// The configured name.
+        name: String,
+    },
+    /// The `Domain` is empty or holds a character a host name cannot have.
+    #[error("`{domain}` is not a valid cookie domain: use a host name such as `example.com`")]
+    InvalidDomain {
+        /// The configured domain.
+        domain: String,
+    },
+    /// The `Path` does not start with `/`, or holds `;` or a control character.
+    #[error(
+        "`{path}` is not a valid cookie path: it must start with `/` and hold no `;` or control character"
+    )]
+    InvalidPath {
+        /// The configured path.
+        path: String,
+    },
+    /// A `__Host-` cookie without `Secure`, with a `Domain`, or with a `Path` other than `/`:
+    /// browsers would refuse it.
+    #[error(
+        "a `__Host-` cookie needs Secure, Path=/ and no Domain, or browsers refuse it: {problem}"
+    )]
+    HostPrefix {
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A `__Secure-` cookie without `Secure`: browsers would refuse it.
+    #[error("a `__Secure-` cookie needs Secure, or browsers refuse it")]
+    SecurePrefix,
+    /// `SameSite=None` without `Secure`: browsers would refuse it.
+    #[error("SameSite=None needs Secure, or browsers refuse the cookie")]
+    SameSiteNoneInsecure,
+}
+
+/// The session cookie's name and attributes.
+///
+/// The defaults are the safe ones: name `session`, `HttpOnly` (no script can read it),
+/// `Secure` (HTTPS only), `SameSite=Lax`, `Path=/`, no `Domain` (this host only).
+/// For local development over plain HTTP, turn `Secure` off.
+///
+/// ```
+/// use sessions::{CookieConfig, SameSite};
+/// let config = CookieConfig::new()
+///     .name("sid")
+///     .host_prefix()
+///     .same_site(SameSite::Strict);
+/// assert_eq!(config.cookie_name(), "__Host-sid");
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// The name as configured, without a prefix added by `host_prefix`.
+    name: String,
+    /// Whether `host_prefix` was asked for.
+    host_prefix: bool,
+    /// The name the cookie is sent under: `name`, with `__Host-` when asked for.
+    full_name: String,
+    domain: Option<String>,
+    path: String,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CookieConfig {
+    /// The defaults: `session`, `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, no `Domain`.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// let config = CookieConfig::new();
+    /// assert_eq!(config.cookie_name(), "session");
+    /// assert!(config.is_secure() && config.is_http_only());
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            name: "session".to_owned(),
+            host_prefix: false,
+            full_name: "session".to_owned(),
+            domain: None,
+            path: "/".to_owned(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+
+    /// Sets the cookie's name. After [`host_prefix`](Self::host_prefix) the prefix stays.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert_eq!(CookieConfig::new().name("sid").cookie_name(), "sid");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self.full_name = self.compute_full_name();
+        self
+    }
+
+    /// Sets the `Domain` attribute: the cookie is then sent to that domain and its
+    /// subdomains. Without it (the default) it goes to this exact host only.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// let config = CookieConfig::new().domain("example.com");
+    /// assert_eq!(config.get_domain(), Some("example.com"));
+    /// ```
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Sets the `Path` attribute (default `/`).
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert_eq!(CookieConfig::new().path("/app").get_path(), "/app");
+    /// ```
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets `Secure` (default on): the browser sends the cookie over HTTPS only. Turn it off
+    /// only for local development over plain HTTP.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert!(!CookieConfig::new().secure(false).is_secure());
+    /// ```
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sets `HttpOnly` (default on): scripts in the page cannot read the cookie.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert!(!CookieConfig::new().http_only(false).is_http_only());
+    /// ```
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// Sets `SameSite` (default [`SameSite::Lax`]).
+    ///
+    /// ```
+    /// use sessions::{CookieConfig, SameSite};
+    /// let config = CookieConfig::new().same_site(SameSite::Strict);
+    /// assert_eq!(config.get_same_site(), SameSite::Strict);
+    /// ```
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Names the cookie `__Host-<name>` and sets what browsers require of such a cookie:
+    /// `Secure`, `Path=/`, no `Domain`. No subdomain and no plain-HTTP page can then set or
+    /// shadow the session cookie. Setting a domain, another path or `secure(false)` afterwards
+    /// makes [`validate`](Self::validate) fail.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// let config = CookieConfig::new().domain("example.com").host_prefix();
+    /// assert_eq!(config.cookie_name(), "__Host-session");
+    /// assert_eq!(config.get_domain(), None);
+    /// assert!(config.validate().is_ok());
+    /// assert!(config.path("/app").validate().is_err());
+    /// ```
+    pub fn host_prefix(mut self) -> Self {
+        self.host_prefix = true;
+        self.secure = true;
+        self.path = "/".to_owned();
+        self.domain = None;
+        self.full_name = self.compute_full_name();
+        self
+    }
+
+    /// Checks that browsers will accept the cookie as configured: a valid name, domain and
+    /// path, the `__Host-` and `__Secure-` prefix rules, and `Secure` with `SameSite=None`.
+    /// The session layer calls this when it is built.
+    ///
+    /// ```
+    /// use sessions::{CookieConfig, CookieConfigError};
+    /// assert!(CookieConfig::new().validate().is_ok());
+    /// assert!(matches!(
+    ///     CookieConfig::new().name("my session").validate(),
+    ///     Err(CookieConfigError::InvalidName { .. })
+    /// ));
+    /// ```
+    pub fn validate(&self) -> Result<(), CookieConfigError> {
+        let name = &self.full_name;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(CookieConfigError::InvalidName { name: name.clone() });
+        }
+        if let Some(domain) = &self.domain {
+            let host = domain.strip_prefix('.').unwrap_or(domain);
+            let valid = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(CookieConfigError::InvalidDomain {
+                    domain: domain.clone(),
+                });
+            }
+        }
+        let path_valid = self.path.starts_with('/')
+            && self
+                .path
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b';');
+        if !path_valid {
+            return Err(CookieConfigError::InvalidPath {
+                path: self.path.clone(),
+            });
+        }
+        if starts_with_ignore_case(name, HOST_PREFIX) {
+            if !self.secure {
+                return Err(CookieConfigError::HostPrefix {
+                    problem: "Secure is off",
+                });
+            }
+            if self.domain.is_some() {
+                return Err(CookieConfigError::HostPrefix {
+                    problem: "a Domain is set",
+                });
+            }
+            if self.path != "/" {
+                return Err(CookieConfigError::HostPrefix {
+                    problem: "the Path is not /",
+                });
+            }
+        }
+        if starts_with_ignore_case(name, SECURE_PREFIX) && !self.secure {
+            return Err(CookieConfigError::SecurePrefix);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(CookieConfigError::SameSiteNoneInsecure);
+        }
+        Ok(())
+    }
+
+    /// The name the cookie is sent under, prefix included.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert_eq!(CookieConfig::new().host_prefix().name("sid").cookie_name(), "__Host-sid");
+    /// ```
+    pub fn cookie_name(&self) -> &str {
+        &self.full_name
+    }
+
+    /// The `Domain` attribute, if one is set.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert_eq!(CookieConfig::new().get_domain(), None);
+    /// ```
+    pub fn get_domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// The `Path` attribute.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert_eq!(CookieConfig::new().get_path(), "/");
+    /// ```
+    pub fn get_path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether `Secure` is set.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert!(CookieConfig::new().is_secure());
+    /// ```
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Whether `HttpOnly` is set.
+    ///
+    /// ```
+    /// use sessions::CookieConfig;
+    /// assert!(CookieConfig::new().is_http_only());
+    /// ```
+    pub fn is_http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The `SameSite` attribute.
+    ///
+    /// ```
+    /// use sessions::{CookieConfig, SameSite};
+    /// assert_eq!(CookieConfig::new().get_same_site(), SameSite::Lax);
+    /// ```
+    pub fn get_same_site(&self) -> SameSite {
+        self.same_site
+    }
+
+    /// Our cookie's value, from all `Cookie` headers of a request, in order; the first
+    /// non-empty match wins (browsers send the cookie with the most specific path first).
+    /// Malformed pairs, non-UTF-8 headers and empty values are skipped; a value in double
+    /// quotes is returned without them.
+    pub(crate) fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|pair| pair.name_raw() == Some(self.full_name.as_str()))
+            .filter_map(|pair| pair.value_raw())
+            .map(trim_quotes)
+            .find(|value| !value.is_empty())
+    }
+
+    /// The `Set-Cookie` header that stores `value`. `max_age: None` makes a browser-session
+    /// cookie (no `Max-Age`: the browser drops it when it closes); otherwise `Max-Age` is the
+    /// whole seconds of `max_age`.
+    pub(crate) fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        let mut cookie = self.build(value.to_owned());
+        if let Some(max_age) = max_age {
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            cookie.set_max_age(cookie::time::Duration::seconds(seconds));
+        }
+        header_value(&cookie)
+    }
+
+    /// The `Set-Cookie` header that clears the cookie: an empty value, `Max-Age=0`, and the
+    /// same `Path` and `Domain` (a browser only replaces a cookie whose path and domain match).
+    pub(crate) fn removal(&self) -> HeaderValue {
+        let mut cookie = self.build(String::new());
+        cookie.set_max_age(cookie::time::Duration::ZERO);
+        header_value(&cookie)
+    }
+
+    fn build(&self, value: String) -> cookie::Cookie<'static> {
+        let mut cookie = cookie::Cookie::new(self.full_name.clone(), value);
+        cookie.set_http_only(self.http_only);
+        cookie.set_secure(self.secure);
+        cookie.set_same_site(self.same_site.to_cookie());
+        cookie.set_path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+
+    fn compute_full_name(&self) -> String {
+        if self.host_prefix && !starts_with_ignore_case(&self.name, HOST_PREFIX) {
+            format!("{HOST_PREFIX}{}", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// Renders a cookie as a header value. Only a configuration that [`CookieConfig::validate`]
+/// refuses can fail here; then the header is empty (browsers ignore it) and the failure logged.
+fn header_value(cookie: &cookie::Cookie<'_>) -> HeaderValue {
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| {
+        tracing::error!(
+            cookie = cookie.name(),
+            "the session cookie cannot be sent: its name or attributes hold characters a \
+             header cannot; call CookieConfig::validate"
+        );
+        HeaderValue::from_static("")
+    })
+}
+
+/// Whether `b` may appear in a cookie name (RFC 6265 `token`, RFC 9110 `tchar`).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn trim_quotes(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            match HeaderValue::from_bytes(value) {
+                Ok(value) => {
+                    map.append(COOKIE, value);
+                }
+                Err(err) => panic!("test header {value:?}: {err}"),
+            }
+        }
+        map
+    }
+
+    fn text(value: &HeaderValue) -> &str {
+        value.to_str().unwrap_or("<not text>")
+    }
+
+    #[test]
+    fn defaults_render_exactly() {
+        let config = CookieConfig::new();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            text(&config.set_cookie("abc", Some(Duration::from_secs(3600)))),
+            "session=abc; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=3600"
+        );
+        assert_eq!(
+            text(&config.set_cookie("abc", None)),
+            "session=abc; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        assert_eq!(
+            text(&config.removal()),
+            "session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn max_age_is_whole_seconds_and_saturates() {
+        let config = CookieConfig::new();
+        assert!(
+            text(&config.set_cookie("v", Some(Duration::from_millis(1999))))
+                .ends_with("; Max-Age=1")
+        );
+        // A huge duration does not panic.
+        let _ = config.set_cookie("v", Some(Duration::MAX));
+    }
+
+    #[test]
+    fn attributes_render() {
+        let config = CookieConfig::new()
+            .name("sid")
+            .domain("example.com")
+            .path("/app")
+            .http_only(false)
+            .secure(false)
+            .same_site(SameSite::Strict);
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            text(&config.set_cookie("x", Some(Duration::from_secs(5)))),
+            "sid=x; SameSite=Strict; Path=/app; Domain=example.com; Max-Age=5"
+        );
+        // Removal keeps Path and Domain, or the browser would not replace the cookie.
+        assert_eq!(
+            text(&config.removal()),
+            "sid=; SameSite=Strict; Path=/app; Domain=example.com; Max-Age=0"
+        );
+        let none = CookieConfig::new().same_site(SameSite::None);
+        assert_eq!(
+            text(&none.set_cookie("x", None)),
+            "session=x; HttpOnly; SameSite=None; Secure; Path=/"
+        );
+    }
+
+    #[test]
+    fn host_prefix() {
+        let config = CookieConfig::new()
+            .domain("example.com")
+            .path("/app")
+            .secure(false)
+            .host_prefix();
+        assert_eq!(config.cookie_name(), "__Host-session");
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            text(&config.set_cookie("v", None)),
+            "__Host-session=v; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        // The prefix survives a later rename and is not doubled.
+        assert_eq!(config.clone().name("sid").cookie_name(), "__Host-sid");
+        assert_eq!(
+            CookieConfig::new()
+                .name("__Host-sid")
+                .host_prefix()
+                .cookie_name(),
+            "__Host-sid"
+        );
+        // Breaking the rules afterwards is caught.
+        for broken in [
+            config.clone().domain("example.com"),
+            config.clone().path("/app"),
+            config.clone().secure(false),
+        ] {
+            assert!(matches!(
+                broken.validate(),
+                Err(CookieConfigError::HostPrefix { .. })
+            ));
+        }
+        // Spelled by hand, the same rules apply.
+        assert!(matches!(
+            CookieConfig::new()
+                .name("__Host-x")
+                .secure(false)
+                .validate(),
+            Err(CookieConfigError::HostPrefix { .. })
+        ));
+        assert_eq!(
+            CookieConfig::new()
+                .name("__Secure-x")
+                .secure(false)
+                .validate(),
+            Err(CookieConfigError::SecurePrefix)
+        );
+    }
+
+    #[test]
+    fn validate_errors() {
+        for name in ["", "a b", "a;b", "a=b", "a,b", "é", "a\"b", "a\tb", "(x)"] {
+            assert_eq!(
+                CookieConfig::new().name(name).validate(),
+                Err(CookieConfigError::InvalidName { name: name.into() }),
+                "{name:?}"
+            );
+        }
+        for name in ["sid", "a.b-c_d", "x!#$%&'*+^`|~"] {
+            assert_eq!(
+                CookieConfig::new().name(name).validate(),
+                Ok(()),
+                "{name:?}"
+            );
+        }
+        for domain in ["", ".", "exa mple.com", "a;b", "a\nb"] {
+            assert!(matches!(
+                CookieConfig::new().domain(domain).validate(),
+                Err(CookieConfigError::InvalidDomain { .. })
+            ));
+        }
+        assert_eq!(
+            CookieConfig::new().domain(".example.com").validate(),
+            Ok(())
+        );
+        for path in ["", "app", "/a;b", "/a\nb", "/é"] {
+            assert!(matches!(
+                CookieConfig::new().path(path).validate(),
+                Err(CookieConfigError::InvalidPath { .. })
+            ));
+        }
+        assert_eq!(
+            CookieConfig::new()
+                .same_site(SameSite::None)
+                .secure(false)
+                .validate(),
+            Err(CookieConfigError::SameSiteNoneInsecure)
+        );
+        // An unvalidated bad name cannot make a header; it yields an empty one, no panic.
+        assert_eq!(
+            CookieConfig::new().name("a\nb").set_cookie("v", None),
+            HeaderValue::from_static("")
+        );
+    }
+
+    #[test]
+    fn find_among_several_cookies() {
+        let config = CookieConfig::new();
+        let map = headers(&[b"theme=dark; session=abc; lang=en"]);
+        assert_eq!(config.find(&map), Some("abc"));
+        let map = headers(&[b"theme=dark;session=abc"]);
+        assert_eq!(config.find(&map), Some("abc"));
+        let map = headers(&[b"  session = abc  "]);
+        assert_eq!(config.find(&map), Some("abc"));
+        let map = headers(&[b"session=\"abc\""]);
+        assert_eq!(config.find(&map), Some("abc"));
+        // Names are exact: no prefix, suffix or case matches.
+        let map = headers(&[b"xsession=1; sessionx=2; Session=3; SESSION=4"]);
+        assert_eq!(config.find(&map), None);
+        // The first match wins; an empty value is skipped.
+        let map = headers(&[b"session=; session=first; session=second"]);
+        assert_eq!(config.find(&map), Some("first"));
+        // Values keep everything after the first `=`.
+        let map = headers(&[b"session=a=b"]);
+        assert_eq!(config.find(&map), Some("a=b"));
+        assert_eq!(config.find(&HeaderMap::new()), None);
+        let host = CookieConfig::new().host_prefix();
+        let map = headers(&[b"session=plain; __Host-session=prefixed"]);
+        assert_eq!(host.find(&map), Some("prefixed"));
+    }
+
+    #[test]
+    fn find_across_several_headers() {
+        let config = CookieConfig::new().name("sid");
+        let map = headers(&[b"a=1", b"b=2; sid=second-header", b"sid=third-header"]);
+        assert_eq!(config.find(&map), Some("second-header"));
+        // Other headers are not looked at.
+        let mut map = headers(&[b"a=1"]);
+        map.append(
+            http::header::SET_COOKIE,
+            HeaderValue::from_static("sid=nope"),
+        );
+        assert_eq!(config.find(&map), None);
+    }
+
+    #[test]
+    fn find_ignores_garbage() {
+        let config = CookieConfig::new();
+        let map = headers(&[
+            b";;;",
+            b"=",
+            b"=novalue; noequals; ;",
+            b"session",
+            b"\xff\xfe session=hidden-in-non-utf8",
+            b"caf\xc3\xa9=ok; session=after-utf8",
+        ]);
+        assert_eq!(config.find(&map), Some("after-utf8"));
+        let map = headers(&[b"\x80session=bad", b"session=\xffvalue"]);
+        assert_eq!(config.find(&map), None);
+        let map = headers(&[b"session=\xffvalue", b"session=good"]);
+        assert_eq!(config.find(&map), Some("good"));
+        // Long garbage is linear work and finds nothing.
+        let long = "x;=".repeat(100_000);
+        let map = headers(&[long.as_bytes()]);
+        assert_eq!(config.find(&map), None);
+    }
+}

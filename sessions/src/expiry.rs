@@ -1,0 +1,262 @@
+//! When sessions end: the expiry policy, the times a store keeps, and the clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What time it is. The layer and the stores ask a clock, so tests can move time without sleeping.
+///
+/// ```
+/// use sessions::{Clock, SystemClock};
+/// let now = SystemClock.now();
+/// assert!(now > std::time::UNIX_EPOCH);
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock.
+///
+/// ```
+/// use sessions::{Clock, SystemClock};
+/// let _ = SystemClock.now();
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests. Clones share one time.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessions::{Clock, ManualClock};
+/// let clock = ManualClock::new();
+/// let start = clock.now();
+/// clock.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now().duration_since(start).unwrap(), Duration::from_secs(90));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    millis: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock standing at 2025-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        Self::at(UNIX_EPOCH + Duration::from_secs(1_735_689_600))
+    }
+
+    /// A clock standing at `time` (millisecond precision).
+    pub fn at(time: SystemTime) -> Self {
+        let millis = time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        Self {
+            millis: Arc::new(AtomicU64::new(millis)),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.millis
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+/// The times a store keeps beside a session's record.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use sessions::Deadline;
+/// let d = Deadline { created_at: UNIX_EPOCH, expires_at: UNIX_EPOCH + Duration::from_secs(60) };
+/// assert!(d.is_expired(UNIX_EPOCH + Duration::from_secs(60)));
+/// assert!(!d.is_expired(UNIX_EPOCH + Duration::from_secs(59)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When the session was created (absolute expiry counts from here).
+    pub created_at: SystemTime,
+    /// When the session ends, server-side.
+    pub expires_at: SystemTime,
+}
+
+impl Deadline {
+    /// Whether the session has ended at `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        now >= self.expires_at
+    }
+
+    /// The time left at `now` (zero once expired).
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// When sessions end, enforced server-side.
+///
+/// * [`Expiry::idle`]: on inactivity (rolling): every save, and a read-only request once
+///   [`refresh_share`](Expiry::refresh_share) of the idle time has passed, moves the end forward;
+/// * [`Expiry::absolute`]: a fixed time after creation, whatever the activity;
+/// * [`Expiry::idle_and_absolute`]: both: whichever comes first;
+/// * [`Expiry::browser_session`]: the cookie has no `Max-Age`, so the browser drops it when it
+///   closes; server-side the session still ends after its idle time.
+///
+/// The default is 24 hours idle, with a persistent cookie.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessions::Expiry;
+/// let expiry = Expiry::idle_and_absolute(Duration::from_secs(30 * 60), Duration::from_secs(8 * 3600))
+///     .refresh_share(0.5);
+/// assert_eq!(expiry.idle_time(), Some(Duration::from_secs(1800)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expiry {
+    idle: Option<Duration>,
+    absolute: Option<Duration>,
+    browser_session: bool,
+    refresh_share: f64,
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Self::idle(Duration::from_secs(24 * 3600))
+    }
+}
+
+impl Expiry {
+    /// Ends a session after `idle` without activity.
+    pub fn idle(idle: Duration) -> Self {
+        Self {
+            idle: Some(idle),
+            absolute: None,
+            browser_session: false,
+            refresh_share: 0.25,
+        }
+    }
+
+    /// Ends a session `absolute` after its creation.
+    pub fn absolute(absolute: Duration) -> Self {
+        Self {
+            idle: None,
+            absolute: Some(absolute),
+            browser_session: false,
+            refresh_share: 0.25,
+        }
+    }
+
+    /// Ends a session after `idle` without activity or `absolute` after creation, whichever is first.
+    pub fn idle_and_absolute(idle: Duration, absolute: Duration) -> Self {
+        Self {
+            idle: Some(idle),
+            absolute: Some(absolute),
+            browser_session: false,
+            refresh_share: 0.25,
+        }
+    }
+
+    /// A browser-session cookie (no `Max-Age`); server-side the session ends after `idle`
+    /// without activity.
+    pub fn browser_session(idle: Duration) -> Self {
+        Self {
+            idle: Some(idle),
+            absolute: None,
+            browser_session: true,
+            refresh_share: 0.25,
+        }
+    }
+
+    /// Adds an absolute limit to this policy.
+    pub fn with_absolute(mut self, absolute: Duration) -> Self {
+        self.absolute = Some(absolute);
+        self
+    }
+
+    /// How much of the idle time must pass before a read-only request refreshes it (0.0 = every
+    /// request, 1.0 = never; default 0.25). Saves always refresh.
+    pub fn refresh_share(mut self, share: f64) -> Self {
+        self.refresh_share = share.clamp(0.0, 1.0);
+        self
+    }
+
+    /// The idle time, if the policy has one.
+    pub fn idle_time(&self) -> Option<Duration> {
+        self.idle
+    }
+
+    /// The absolute time, if the policy has one.
+    pub fn absolute_time(&self) -> Option<Duration> {
+        self.absolute
+    }
+
+    /// Whether cookies are browser-session cookies (no `Max-Age`).
+    pub fn is_browser_session(&self) -> bool {
+        self.browser_session
+    }
+
+    /// The deadline of a session created at `created_at`, active at `now`.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// let policy = Expiry::idle_and_absolute(Duration::from_secs(10), Duration::from_secs(15));
+    /// let t0 = UNIX_EPOCH;
+    /// assert_eq!(policy.deadline(t0, t0).expires_at, t0 + Duration::from_secs(10));
+    /// // activity at 8 s: idle would reach 18 s, the absolute limit stops it at 15 s
+    /// assert_eq!(policy.deadline(t0, t0 + Duration::from_secs(8)).expires_at, t0 + Duration::from_secs(15));
+    /// ```
+    pub fn deadline(&self, created_at: SystemTime, now: SystemTime) -> Deadline {
+        let by_idle = self.idle.map(|idle| now + idle);
+        let by_absolute = self.absolute.map(|absolute| created_at + absolute);
+        let expires_at = match (by_idle, by_absolute) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            // Unreachable through the constructors; a day keeps the store bounded regardless.
+            (None, None) => now + Duration::from_secs(24 * 3600),
+        };
+        Deadline {
+            created_at,
+            expires_at,
+        }
+    }
+
+    /// Whether a read-only request at `now` should move `current` forward.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// let policy = Expiry::idle(Duration::from_secs(100)).refresh_share(0.25);
+    /// let d = policy.deadline(UNIX_EPOCH, UNIX_EPOCH);
+    /// assert!(!policy.refresh_due(&d, UNIX_EPOCH + Duration::from_secs(24)));
+    /// assert!(policy.refresh_due(&d, UNIX_EPOCH + Duration::from_secs(26)));
+    /// ```
+    pub fn refresh_due(&self, current: &Deadline, now: SystemTime) -> bool {
+        let Some(idle) = self.idle else { return false };
+        let next = self.deadline(current.created_at, now);
+        if next.expires_at <= current.expires_at {
+            return false;
+        }
+        let remaining = current.remaining(now);
+        let elapsed = idle.saturating_sub(remaining);
+        elapsed.as_secs_f64() >= idle.as_secs_f64() * self.refresh_share
+    }
+}

@@ -1,0 +1,456 @@
+//! The session of one request: loaded lazily, changed through `Typed<T>` values and
+//! [`SessionHandle`], saved by the layer after the handler.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::OnceCell;
+
+use crate::codec::Format;
+use crate::error::{EncodeError, LoadError};
+use crate::expiry::{Deadline, Expiry};
+use crate::id::SessionId;
+use crate::layer::{Backend, Config};
+use crate::record::{Changeset, Record, SlotChange};
+use crate::schema::Session;
+use crate::store::StoreError;
+use crate::typed::{SlotSink, Typed};
+
+/// What the request carried.
+pub(crate) enum Incoming {
+    /// No session cookie or header (or one that was malformed: already logged).
+    Nothing,
+    /// A well-formed id, for a server-side store.
+    Id(SessionId),
+    /// A sealed cookie, for the cookie store.
+    Token(String),
+}
+
+/// The session as loaded (once per request).
+pub(crate) struct Loaded {
+    /// Whether the store holds this session (false: new, expired, unknown or unreadable).
+    pub(crate) exists: bool,
+    /// The stored deadline, when it exists.
+    pub(crate) deadline: Option<Deadline>,
+    /// The cookie was sealed with an older key and must be sealed anew.
+    pub(crate) needs_reseal: bool,
+}
+
+/// What the handler asked of the session as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Keep,
+    Cycle,
+    Destroy,
+}
+
+/// The mutable part of a request's session.
+pub(crate) struct Pending {
+    /// The record as the handler sees it: the loaded one with the request's changes applied.
+    pub(crate) record: Record,
+    /// The changes to save.
+    pub(crate) changes: Changeset,
+    pub(crate) action: Action,
+    /// The id after `cycle_id()`.
+    pub(crate) new_id: Option<SessionId>,
+    /// The expiry policy of this session, when the handler set one.
+    pub(crate) expiry: Option<Expiry>,
+    /// A change that could not be encoded: the request must fail rather than lose it.
+    pub(crate) encode_error: Option<EncodeError>,
+}
+
+/// A request's session. The layer puts an `Arc` of it into the request's extensions.
+pub(crate) struct RequestSession {
+    pub(crate) config: Arc<Config>,
+    pub(crate) incoming: Incoming,
+    loaded: OnceCell<Result<Loaded, Arc<StoreError>>>,
+    pending: Mutex<Pending>,
+}
+
+impl RequestSession {
+    pub(crate) fn new(config: Arc<Config>, incoming: Incoming) -> Self {
+        Self {
+            config,
+            incoming,
+            loaded: OnceCell::new(),
+            pending: Mutex::new(Pending {
+                record: Record::new(),
+                changes: Changeset::new(),
+                action: Action::Keep,
+                new_id: None,
+                expiry: None,
+                encode_error: None,
+            }),
+        }
+    }
+
+    pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Every critical section is a few assignments; a panic in one leaves consistent data.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The loaded state, if a handler asked for it.
+    pub(crate) fn loaded(&self) -> Option<&Result<Loaded, Arc<StoreError>>> {
+        self.loaded.get()
+    }
+
+    /// Loads the session once; later calls return the same answer.
+    pub(crate) async fn load(&self) -> Result<&Loaded, Arc<StoreError>> {
+        let result = self
+            .loaded
+            .get_or_init(|| async {
+                let (loaded, record) = self.fetch().await?;
+                self.pending().record = record;
+                Ok(loaded)
+            })
+            .await;
+        result.as_ref().map_err(Arc::clone)
+    }
+
+    async fn fetch(&self) -> Result<(Loaded, Record), Arc<StoreError>> {
+        let absent = Loaded {
+            exists: false,
+            deadline: None,
+            needs_reseal: false,
+        };
+        let config = &self.config;
+        match (&config.backend, &self.incoming) {
+            (_, Incoming::Nothing) => Ok((absent, Record::new())),
+            (Backend::Store(store), Incoming::Id(id)) => match store.load(&id.key()).await {
+                Ok(Some(stored)) => Ok((
+                    Loaded {
+                        exists: true,
+                        deadline: Some(stored.deadline),
+                        needs_reseal: false,
+                    },
+                    stored.record,
+                )),
+                Ok(None) => {
+                    tracing::debug!(target: "sessions", "session id not found or expired; starting a new session");
+                    Ok((absent, Record::new()))
+                }
+                Err(StoreError::Record(err)) => {
+                    tracing::warn!(
+                        target: "sessions",
+                        session_key = %id.key(),
+                        error = %err,
+                        "stored session is unreadable; starting a new session (the stored one is left as it is)"
+                    );
+                    Ok((absent, Record::new()))
+                }
+                Err(err) => {
+                    tracing::error!(target: "sessions", error = %err, "session store failed to load a session");
+                    Err(Arc::new(err))
+                }
+            },
+            (Backend::Cookie(cookies), Incoming::Token(token)) => {
+                match cookies.open(config.cookie.cookie_name(), token, config.clock.now()) {
+                    Ok(opened) => Ok((
+                        Loaded {
+                            exists: true,
+                            deadline: Some(opened.deadline),
+                            needs_reseal: opened.needs_reseal,
+                        },
+                        opened.record,
+                    )),
+                    Err(err) => {
+                        tracing::warn!(target: "sessions", error = %err, "session cookie refused; starting a new session");
+                        Ok((absent, Record::new()))
+                    }
+                }
+            }
+            // The layer only builds ids for stores and tokens for the cookie store.
+            _ => Ok((absent, Record::new())),
+        }
+    }
+
+    /// Loads `T`'s slot, tied to this request so its changes are saved.
+    pub(crate) async fn typed<T: Session>(
+        self: &Arc<Self>,
+    ) -> Result<Option<Typed<T>>, SessionError> {
+        if !self.config.registry.is_registered::<T>() {
+            return Err(SessionError::Load(LoadError::NotRegistered {
+                name: T::NAME,
+                rust_type: std::any::type_name::<T>(),
+            }));
+        }
+        self.load().await.map_err(SessionError::Store)?;
+        let pending = self.pending();
+        let typed = self
+            .config
+            .registry
+            .load::<T>(&pending.record)
+            .map_err(SessionError::Load)?;
+        drop(pending);
+        let sink: Arc<dyn SlotSink> = self.clone();
+        Ok(typed.map(|typed| typed.with_sink(sink)))
+    }
+
+    /// Like [`RequestSession::typed`], with `T::default()` for a new slot.
+    pub(crate) async fn typed_or_default<T: Session + Default>(
+        self: &Arc<Self>,
+    ) -> Result<Typed<T>, SessionError> {
+        match self.typed::<T>().await? {
+            Some(typed) => Ok(typed),
+            None => {
+                let sink: Arc<dyn SlotSink> = self.clone();
+                Ok(Typed::new(T::default()).with_sink(sink))
+            }
+        }
+    }
+
+    /// The expiry policy of this session: set by the handler, stored with the session, or the layer's.
+    pub(crate) fn expiry(&self, pending: &Pending) -> Expiry {
+        pending
+            .expiry
+            .or_else(|| crate::layer::stored_expiry(&pending.record))
+            .unwrap_or(self.config.expiry)
+    }
+}
+
+impl SlotSink for RequestSession {
+    fn format(&self) -> Format {
+        self.config.format
+    }
+
+    fn commit(&self, slot: &'static str, changes: Result<Option<SlotChange>, EncodeError>) {
+        let mut pending = self.pending();
+        match changes {
+            Ok(None) => {}
+            Ok(Some(change)) => {
+                if let Err(err) = pending
+                    .record
+                    .apply(&std::iter::once(change.clone()).collect())
+                {
+                    // Cannot happen for changes made from this record; keep the change anyway.
+                    tracing::error!(target: "sessions", session_type = slot, error = %err, "change does not fit the request's record");
+                }
+                pending.changes.push(change);
+            }
+            Err(err) => {
+                tracing::error!(target: "sessions", error = %err, "session change cannot be encoded; the request will fail");
+                pending.encode_error.get_or_insert(err);
+            }
+        }
+    }
+}
+
+/// Why a typed slot could not be handed to a handler.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error(transparent)]
+    Load(LoadError),
+    #[error("session store unavailable: {0}")]
+    Store(Arc<StoreError>),
+}
+
+/// The session of the current request as a whole: its id, `cycle_id()` after login,
+/// `destroy()` at logout, and its expiry. Typed slots come from it too, for stacks without axum.
+///
+/// With axum it is an extractor; in any tower stack it is in the request's extensions:
+/// `request.extensions().get::<SessionHandle>()`. Clones share one session.
+///
+/// ```
+/// use sessions::prelude::*;
+///
+/// async fn login(session: SessionHandle) -> &'static str {
+///     session.cycle_id();          // a new id, the same data: the old id is dead
+///     "welcome"
+/// }
+/// async fn logout(session: SessionHandle) -> &'static str {
+///     session.destroy();           // the record is deleted and the cookie cleared
+///     "bye"
+/// }
+/// # let _ = (login, logout);
+/// ```
+#[derive(Clone)]
+pub struct SessionHandle(pub(crate) Arc<RequestSession>);
+
+impl SessionHandle {
+    /// The session's id: `None` for a session that is not stored yet (it gets one when first
+    /// saved). After [`cycle_id`](SessionHandle::cycle_id), the new id. Never log it.
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionRejection> {
+        let loaded = self
+            .0
+            .load()
+            .await
+            .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
+        let exists = loaded.exists;
+        let mut pending = self.0.pending();
+        match pending.action {
+            Action::Destroy => Ok(None),
+            Action::Cycle => {
+                if pending.new_id.is_none() {
+                    pending.new_id = SessionId::generate().ok();
+                }
+                Ok(pending.new_id.clone())
+            }
+            Action::Keep => Ok(match &self.0.incoming {
+                Incoming::Id(id) if exists => Some(id.clone()),
+                _ => None,
+            }),
+        }
+    }
+
+    /// Gives the session a new id, keeping its data; the old id stops working. Call it when
+    /// the user's privileges change (login), against session fixation.
+    pub fn cycle_id(&self) {
+        let mut pending = self.0.pending();
+        if pending.action != Action::Destroy {
+            pending.action = Action::Cycle;
+        }
+    }
+
+    /// Ends the session: the stored record is deleted and the cookie cleared. Changes made in
+    /// this request are dropped.
+    pub fn destroy(&self) {
+        self.0.pending().action = Action::Destroy;
+    }
+
+    /// Whether [`destroy`](SessionHandle::destroy) was called in this request.
+    pub fn is_destroyed(&self) -> bool {
+        self.0.pending().action == Action::Destroy
+    }
+
+    /// Sets this session's expiry policy (e.g. a longer one for "remember me"); it is stored
+    /// with the session and applies from this request on.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessions::{Expiry, SessionHandle};
+    /// async fn remember_me(session: SessionHandle) {
+    ///     session.set_expiry(Expiry::idle(Duration::from_secs(30 * 24 * 3600)));
+    /// }
+    /// # let _ = remember_me;
+    /// ```
+    pub fn set_expiry(&self, expiry: Expiry) {
+        let change = crate::layer::expiry_slot(&expiry, self.0.config.format);
+        let mut pending = self.0.pending();
+        pending.expiry = Some(expiry);
+        if let Some(change) = change {
+            pending.record.insert(change.clone());
+            pending.changes.push(SlotChange::Put(change));
+        }
+    }
+
+    /// When the stored session ends (`None` for a session not stored yet).
+    pub async fn deadline(&self) -> Result<Option<Deadline>, SessionRejection> {
+        let loaded = self
+            .0
+            .load()
+            .await
+            .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
+        Ok(loaded.deadline)
+    }
+
+    /// `T`'s slot, or `None` when nothing is stored for `T`.
+    pub async fn get<T: Session>(&self) -> Result<Option<Typed<T>>, SessionRejection> {
+        self.0
+            .typed::<T>()
+            .await
+            .map_err(SessionRejection::from_error::<T>)
+    }
+
+    /// `T`'s slot, or `T::default()` for a new one (written once it is changed).
+    pub async fn get_or_default<T: Session + Default>(&self) -> Result<Typed<T>, SessionRejection> {
+        self.0
+            .typed_or_default::<T>()
+            .await
+            .map_err(SessionRejection::from_error::<T>)
+    }
+
+    /// Removes `T`'s slot from the session.
+    pub fn remove<T: Session>(&self) {
+        let mut pending = self.0.pending();
+        pending.record.remove(T::NAME);
+        pending.changes.push(SlotChange::Remove {
+            slot: T::NAME.into(),
+        });
+    }
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").finish_non_exhaustive()
+    }
+}
+
+/// Why a handler could not get its session: the response says what is wrong and names the type.
+///
+/// With the `axum` feature it implements `IntoResponse`; [`status`](SessionRejection::status)
+/// and `Display` serve any other stack.
+///
+/// ```
+/// use sessions::SessionRejection;
+/// let rejection = SessionRejection::LayerMissing { type_name: "Cart" };
+/// assert_eq!(rejection.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(rejection.to_string().contains("SessionLayer"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// No `SessionLayer` wraps this handler.
+    #[error(
+        "`{type_name}` needs a session, but no `SessionLayer` wraps this route; add `.layer(SessionLayer::new(store).register::<..>())` to the router"
+    )]
+    LayerMissing {
+        /// The type the handler asked for.
+        type_name: &'static str,
+    },
+    /// The type was not registered with the layer.
+    #[error(
+        "session type `{rust_type}` (name `{name}`) is not registered; add `.register::<{rust_type}>()` to the SessionLayer"
+    )]
+    NotRegistered {
+        /// The session type's name.
+        name: &'static str,
+        /// The Rust type.
+        rust_type: &'static str,
+    },
+    /// The store could not be reached.
+    #[error("session store unavailable while loading `{type_name}`: {message}")]
+    StoreUnavailable {
+        /// The type the handler asked for.
+        type_name: &'static str,
+        /// What the store said.
+        message: String,
+    },
+    /// The stored slot could not be decoded (e.g. written by a newer version of the app).
+    #[error("stored session data of `{type_name}` cannot be used: {source}")]
+    Decode {
+        /// The type the handler asked for.
+        type_name: &'static str,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+}
+
+impl SessionRejection {
+    /// The HTTP status of the rejection: 503 when the store is unavailable, 500 otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            SessionRejection::StoreUnavailable { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(crate) fn store(type_name: &'static str, err: &StoreError) -> Self {
+        SessionRejection::StoreUnavailable {
+            type_name,
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn from_error<T: Session>(err: SessionError) -> Self {
+        let type_name = std::any::type_name::<T>();
+        match err {
+            SessionError::Load(LoadError::NotRegistered { name, rust_type }) => {
+                SessionRejection::NotRegistered { name, rust_type }
+            }
+            SessionError::Load(source) => SessionRejection::Decode { type_name, source },
+            SessionError::Store(err) => SessionRejection::store(type_name, &err),
+        }
+    }
+}

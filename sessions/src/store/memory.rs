@@ -1,0 +1,208 @@
+//! [`MemoryStore`]: sessions in this process's memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::expiry::{Clock, Deadline, SystemClock};
+use crate::id::SessionKey;
+use crate::record::{Changeset, Record};
+use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
+
+/// How many independently locked shards the map is split into.
+const SHARDS: usize = 16;
+/// Every this many writes, one shard is swept of expired sessions.
+const SWEEP_EVERY: usize = 1024;
+
+/// Sessions in this process's memory: for tests, single-instance apps, and benchmarks.
+///
+/// Concurrent (sharded locks, never held across an await), saves merged per field, expired
+/// sessions invisible at once and swept as writes go by (or by [`MemoryStore::delete_expired`]).
+/// Sessions are lost when the process ends.
+///
+/// ```
+/// use sessions::{MemoryStore, SessionStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let key = sessions::SessionId::generate().unwrap().key();
+/// assert!(store.load(&key).await.unwrap().is_none());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Mutex<HashMap<SessionKey, Entry>>]>,
+    writes: AtomicUsize,
+    clock: Arc<dyn Clock>,
+}
+
+struct Entry {
+    record: Record,
+    deadline: Deadline,
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// An empty store on the given clock (a [`ManualClock`](crate::ManualClock) in tests).
+    ///
+    /// ```
+    /// use sessions::{ManualClock, MemoryStore};
+    /// let store = MemoryStore::with_clock(ManualClock::new());
+    /// assert_eq!(store.len(), 0);
+    /// ```
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                writes: AtomicUsize::new(0),
+                clock: Arc::new(clock),
+            }),
+        }
+    }
+
+    /// How many sessions are held, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        (0..SHARDS).map(|i| self.inner.lock(i).len()).sum()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every expired session now; returns how many.
+    ///
+    /// ```
+    /// # use sessions::MemoryStore;
+    /// assert_eq!(MemoryStore::new().delete_expired(), 0);
+    /// ```
+    pub fn delete_expired(&self) -> usize {
+        (0..SHARDS).map(|i| self.inner.sweep(i)).sum()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn shard_of(key: &SessionKey) -> usize {
+        // The key is a hex SHA-256: its first characters are uniformly distributed.
+        let b = key.as_str().as_bytes();
+        (usize::from(b[0]) * 31 + usize::from(b[1])) % SHARDS
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, HashMap<SessionKey, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written (every write is a
+        // single insert or an all-checked apply), so a poisoned lock is safe to take over.
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sweep(&self, shard: usize) -> usize {
+        let now = self.clock.now();
+        let mut map = self.lock(shard);
+        let before = map.len();
+        map.retain(|_, entry| !entry.deadline.is_expired(now));
+        before - map.len()
+    }
+
+    fn after_write(&self) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep((n / SWEEP_EVERY) % SHARDS);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Stored>, StoreError> {
+        let now = self.inner.clock.now();
+        let map = self.inner.lock(Inner::shard_of(key));
+        Ok(map
+            .get(key)
+            .filter(|entry| !entry.deadline.is_expired(now))
+            .map(|entry| Stored {
+                record: entry.record.clone(),
+                deadline: entry.deadline,
+            }))
+    }
+
+    async fn create(
+        &self,
+        key: &SessionKey,
+        record: &Record,
+        deadline: Deadline,
+    ) -> Result<(), StoreError> {
+        let now = self.inner.clock.now();
+        {
+            let mut map = self.inner.lock(Inner::shard_of(key));
+            match map.get(key) {
+                Some(entry) if !entry.deadline.is_expired(now) => {
+                    return Err(StoreError::Collision);
+                }
+                _ => {
+                    map.insert(
+                        key.clone(),
+                        Entry {
+                            record: record.clone(),
+                            deadline,
+                        },
+                    );
+                }
+            }
+        }
+        self.inner.after_write();
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        changes: &Changeset,
+        deadline: Deadline,
+    ) -> Result<SaveOutcome, StoreError> {
+        let now = self.inner.clock.now();
+        let outcome = {
+            let mut map = self.inner.lock(Inner::shard_of(key));
+            match map.get_mut(key) {
+                Some(entry) if !entry.deadline.is_expired(now) => {
+                    entry.record.apply(changes)?;
+                    entry.deadline = deadline;
+                    SaveOutcome::Saved
+                }
+                Some(_) => {
+                    map.remove(key);
+                    SaveOutcome::Missing
+                }
+                None => SaveOutcome::Missing,
+            }
+        };
+        self.inner.after_write();
+        Ok(outcome)
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.inner.lock(Inner::shard_of(key)).remove(key);
+        Ok(())
+    }
+}

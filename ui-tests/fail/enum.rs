@@ -1,0 +1,9 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+enum Cart {
+    Empty,
+    Full(Vec<String>),
+}
+
+fn main() {}

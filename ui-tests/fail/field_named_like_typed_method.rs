@@ -1,0 +1,8 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+struct Gift {
+    value: u64,
+}
+
+fn main() {}

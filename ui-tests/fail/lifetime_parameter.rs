@@ -1,0 +1,8 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+struct User<'a> {
+    name: &'a str,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+#[session(name = "")]
+struct Cart {
+    items: Vec<String>,
+}
+
+fn main() {}

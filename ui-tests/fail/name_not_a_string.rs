@@ -1,0 +1,9 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+#[session(name = cart)]
+struct Cart {
+    items: Vec<String>,
+}
+
+fn main() {}

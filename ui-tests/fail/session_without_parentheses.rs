@@ -1,0 +1,9 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+#[session]
+struct Cart {
+    items: Vec<String>,
+}
+
+fn main() {}

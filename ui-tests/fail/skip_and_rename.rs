@@ -1,0 +1,10 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+struct Cart {
+    items: Vec<String>,
+    #[session(skip, rename = "c")]
+    cache: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use sessions::prelude::*;
+
+struct Connection {
+    port: u16,
+}
+
+#[derive(Session)]
+struct Cart {
+    items: Vec<String>,
+    #[session(skip)]
+    connection: Connection,
+}
+
+fn main() {}

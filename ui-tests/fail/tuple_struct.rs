@@ -1,0 +1,6 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+struct Cart(Vec<String>);
+
+fn main() {}

@@ -1,0 +1,9 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+union Bits {
+    int: u32,
+    float: f32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sessions::prelude::*;
+
+#[derive(Session)]
+struct Visits;
+
+fn main() {}
