@@ -228,4 +228,7 @@ pub enum LoadError {
     /// The slot could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The migrated value could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }

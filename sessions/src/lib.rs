@@ -88,7 +88,7 @@ pub use handle::{SessionHandle, SessionRejection};
 pub use id::{IdError, SessionId, SessionKey};
 pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
 pub use record::{Changeset, Name, Record, Slot, SlotChange};
-pub use registry::{MigrationCount, Registry};
+pub use registry::{MigrationCount, MigrationReport, Registry, migrate_slot};
 pub use schema::{NoPrevious, Session};
 pub use store::{CookieError, CookieStore, Key};
 pub use store::{MemoryStore, SaveOutcome, SessionStore, StoreError, Stored};

@@ -258,3 +258,67 @@ fn decode_version<T: Session>(slot: &Slot, format: Format) -> Result<T, DecodeEr
     }
     decode_version::<T::Previous>(slot, format).map(T::from_previous)
 }
+
+/// Rewrites a stored slot of `T` in the current version when it is older: decoded as the
+/// matching older type, walked up the `From` chain, encoded whole in `format`. `None` when the
+/// slot is current already. Stores' `migrate_all::<T>()` calls it for every stored slot of `T`.
+///
+/// ```
+/// use sessions::prelude::*;
+/// use sessions::{Format, Slot, migrate_slot};
+///
+/// #[derive(Session, Default)]
+/// #[session(name = "cart", version = 1)]
+/// struct CartV1 { n: u32 }
+/// #[derive(Session, Default)]
+/// #[session(name = "cart", version = 2, migrate_from = CartV1)]
+/// struct Cart { n: u64 }
+/// impl From<CartV1> for Cart { fn from(v1: CartV1) -> Self { Cart { n: v1.n.into() } } }
+///
+/// let old = Slot::new("cart", 1, Format::Json, vec![("n".into(), "7".into())]);
+/// let new = migrate_slot::<Cart>(&old, Format::Json).unwrap().unwrap();
+/// assert_eq!(new.version(), 2);
+/// assert!(migrate_slot::<Cart>(&new, Format::Json).unwrap().is_none());
+/// ```
+pub fn migrate_slot<T: Session>(slot: &Slot, format: Format) -> Result<Option<Slot>, LoadError> {
+    if slot.type_tag() != T::NAME {
+        return Err(LoadError::TypeMismatch {
+            slot: slot.name().to_owned(),
+            stored: slot.type_tag().to_owned(),
+        });
+    }
+    if slot.version() == T::VERSION {
+        return Ok(None);
+    }
+    let (value, _) = decode_slot::<T>(slot)?;
+    let fields = (0..T::FIELDS.len())
+        .map(|index| Ok((std::borrow::Cow::Borrowed(T::FIELDS[index]), value.encode_field(index, format)?)))
+        .collect::<Result<Vec<_>, crate::error::EncodeError>>()
+        .map_err(LoadError::Encode)?;
+    Ok(Some(Slot::new(T::NAME, T::VERSION, format, fields)))
+}
+
+/// What an eager migration of every stored slot of one type did.
+///
+/// ```
+/// use sessions::MigrationReport;
+/// let mut report = MigrationReport::default();
+/// report.migrated.insert(1, 10);
+/// assert_eq!(report.total_migrated(), 10);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Slots rewritten, by the version they were stored at.
+    pub migrated: std::collections::BTreeMap<u32, u64>,
+    /// Slots that were current already.
+    pub current: u64,
+    /// Slots that could not be migrated (a future or unknown version, undecodable data); left as they are.
+    pub failed: u64,
+}
+
+impl MigrationReport {
+    /// How many slots were rewritten.
+    pub fn total_migrated(&self) -> u64 {
+        self.migrated.values().sum()
+    }
+}
