@@ -419,11 +419,12 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
                         new_id,
                     )
                     .await;
-                    if created && exists {
-                        if let Err(err) = store.delete(&old_id.key()).await {
-                            tracing::error!(target: "sessions", error = %err, "old session not deleted after cycle_id");
-                            fail(response, StatusCode::SERVICE_UNAVAILABLE, &err.to_string());
-                        }
+                    if created
+                        && exists
+                        && let Err(err) = store.delete(&old_id.key()).await
+                    {
+                        tracing::error!(target: "sessions", error = %err, "old session not deleted after cycle_id");
+                        fail(response, StatusCode::SERVICE_UNAVAILABLE, &err.to_string());
                     }
                 }
                 return;
@@ -515,16 +516,16 @@ async fn create<B: Default>(
 
 async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B>) {
     let config = &session.config;
-    if let (Backend::Store(store), Incoming::Id(id)) = (&config.backend, &session.incoming) {
-        if let Err(err) = store.delete(&id.key()).await {
-            tracing::error!(target: "sessions", error = %err, "session not destroyed");
-            fail(
-                response,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("session not destroyed: {err}"),
-            );
-            return;
-        }
+    if let (Backend::Store(store), Incoming::Id(id)) = (&config.backend, &session.incoming)
+        && let Err(err) = store.delete(&id.key()).await
+    {
+        tracing::error!(target: "sessions", error = %err, "session not destroyed");
+        fail(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("session not destroyed: {err}"),
+        );
+        return;
     }
     if !matches!(session.incoming, Incoming::Nothing) {
         clear_cookie(config, response);
