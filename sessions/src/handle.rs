@@ -127,7 +127,7 @@ impl RequestSession {
                     stored.record,
                 )),
                 Ok(None) => {
-                    tracing::debug!(target: "sessions", "session id not found or expired; starting a new session");
+                    tracing::warn!(target: "sessions", session_key = %id.key(), "unknown or expired session id; starting a new session");
                     Ok((absent, Record::new()))
                 }
                 Err(StoreError::Record(err)) => {

@@ -292,7 +292,12 @@ pub fn migrate_slot<T: Session>(slot: &Slot, format: Format) -> Result<Option<Sl
     }
     let (value, _) = decode_slot::<T>(slot)?;
     let fields = (0..T::FIELDS.len())
-        .map(|index| Ok((std::borrow::Cow::Borrowed(T::FIELDS[index]), value.encode_field(index, format)?)))
+        .map(|index| {
+            Ok((
+                std::borrow::Cow::Borrowed(T::FIELDS[index]),
+                value.encode_field(index, format)?,
+            ))
+        })
         .collect::<Result<Vec<_>, crate::error::EncodeError>>()
         .map_err(LoadError::Encode)?;
     Ok(Some(Slot::new(T::NAME, T::VERSION, format, fields)))

@@ -120,6 +120,7 @@ pub(crate) fn read_record(input: &[u8]) -> Result<Record, RecordError> {
 /// TSON text and read back as the same field: its name is not a reserved key, and its bytes
 /// are exactly one JSON value (so they can neither break the text nor smuggle keys or slots
 /// into it).
+#[cfg(feature = "bincode")]
 pub(crate) fn check_field(name: &str, bytes: &[u8]) -> Result<(), String> {
     if name == TYPE_KEY || name == VERSION_KEY {
         return Err(format!("field `{name}` has a reserved name"));
