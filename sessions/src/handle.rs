@@ -100,8 +100,14 @@ impl RequestSession {
         let result = self
             .loaded
             .get_or_init(|| async {
-                let (loaded, record) = self.fetch().await?;
-                self.pending().record = record;
+                let (loaded, mut record) = self.fetch().await?;
+                let mut pending = self.pending();
+                // Changes made before the load (`set_expiry`, `remove`: whole-slot changes
+                // that cannot conflict) apply on top of what was stored.
+                if let Err(err) = record.apply(&pending.changes) {
+                    tracing::error!(target: "sessions", error = %err, "change made before the load does not fit the stored record");
+                }
+                pending.record = record;
                 Ok(loaded)
             })
             .await;

@@ -306,8 +306,13 @@ const CREATE_ATTEMPTS: usize = 3;
 /// After the handler: save what changed, set or clear the cookie, refresh the expiry.
 async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>) {
     let config = &session.config;
-    if session.pending().action == Action::Cycle {
-        // cycle_id() needs the data it moves, even if no handler loaded it.
+    let must_load = {
+        let pending = session.pending();
+        pending.action == Action::Cycle || !pending.changes.is_empty()
+    };
+    if must_load {
+        // cycle_id() needs the data it moves, and changes made without a load (set_expiry,
+        // remove) need the session they change, even if no handler loaded it.
         let _ = session.load().await;
     }
     // Nothing extracted the session: nothing can have changed.
@@ -315,6 +320,12 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
         if session.pending().action == Action::Destroy {
             // destroy() without a load: delete what the request points at.
             destroy(session, response).await;
+        } else if let Some(Err(err)) = session.loaded()
+            && must_load
+            && !response.status().is_server_error()
+        {
+            // A cycle or change the store could not take must not look successful.
+            save_failed(response, err);
         }
         return;
     };
@@ -450,7 +461,10 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
             }
             match store.save(&old_id.key(), &changes, deadline).await {
                 Ok(SaveOutcome::Saved) => {
-                    if refresh_due {
+                    // A save moves the deadline; a persistent cookie's Max-Age must move with
+                    // it, or the browser drops a session the server still keeps alive.
+                    let moved = stored_deadline.is_none_or(|d| d.expires_at != deadline.expires_at);
+                    if refresh_due || (moved && !expiry.is_browser_session()) {
                         set_id(config, response, old_id, &expiry, deadline, now);
                     }
                 }

@@ -90,6 +90,18 @@ pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
 pub use record::{Changeset, Name, Record, Slot, SlotChange};
 pub use registry::{MigrationCount, MigrationReport, Registry, migrate_slot};
 pub use schema::{NoPrevious, Session};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::PostgresStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::RedisStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use store::TableNameError;
 pub use store::{CookieError, CookieStore, Key};
 pub use store::{MemoryStore, SaveOutcome, SessionStore, StoreError, Stored};
 pub use typed::Typed;
@@ -107,6 +119,15 @@ pub use sessions_derive::Session;
 /// assert!(!prefs.dark());
 /// ```
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub use crate::PostgresStore;
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub use crate::RedisStore;
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub use crate::SqliteStore;
     pub use crate::{CookieStore, MemoryStore, SessionStore};
     pub use crate::{Session, SessionHandle, SessionLayer, Typed};
 }

@@ -1,0 +1,271 @@
+//! How one session is laid out in its Redis hash, and how a hash is read back into a record.
+//!
+//! One session is one hash under `{prefix}{<session key>}`. Its fields:
+//!
+//! | hash field | value |
+//! |---|---|
+//! | `c` | `created_at`, milliseconds since the Unix epoch |
+//! | `e` | `expires_at`, milliseconds since the Unix epoch (the key also expires then) |
+//! | `s` | the slot names, in record order, as a name list |
+//! | `h:<slot>` | the slot header: `<version>:<format tag>:<type tag>` |
+//! | `o:<slot>` | the slot's field names, in slot order, as a name list |
+//! | `f:<slot length>:<slot>:<field>` | one field's encoded bytes |
+//!
+//! A name list is each name as `<byte length>:<name>`, concatenated, so any name (with `:`,
+//! `{`, newlines…) round-trips. The slot name's length in a field entry keeps `f:` entries of
+//! slot `a` apart from those of slot `a:b`. The two lists keep slots and fields in the order
+//! [`Record::apply`] gives them, so a record reads back exactly as it was written. The Lua
+//! scripts in `save.lua` and `create.lua` maintain the same layout.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::error::RecordError;
+use crate::expiry::Deadline;
+use crate::record::{Record, Slot};
+use crate::store::Stored;
+
+/// A hash's field/value pairs, as `HGETALL` gives them.
+pub(super) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The hash field holding `created_at`.
+pub(super) const CREATED: &str = "c";
+/// The hash field holding `expires_at`.
+pub(super) const EXPIRES: &str = "e";
+/// The hash field holding the slot order.
+pub(super) const SLOTS: &str = "s";
+
+/// The Redis key of a session: the session key inside `{}` so that everything of one session
+/// hashes to one cluster slot.
+pub(super) fn redis_key(prefix: &str, session_key: &str) -> String {
+    format!("{prefix}{{{session_key}}}")
+}
+
+/// The session key inside a Redis key written by [`redis_key`], if it is one.
+pub(super) fn session_key_of<'k>(prefix: &str, redis_key: &'k str) -> Option<&'k str> {
+    let inner = redis_key.strip_prefix(prefix)?.strip_prefix('{')?;
+    let inner = inner.strip_suffix('}')?;
+    (inner.len() == 64
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(inner)
+}
+
+/// A `SCAN MATCH` pattern for every session under `prefix` (glob characters escaped).
+pub(super) fn scan_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 4);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("{*}");
+    pattern
+}
+
+pub(super) fn header_key(slot: &str) -> String {
+    format!("h:{slot}")
+}
+
+pub(super) fn order_key(slot: &str) -> String {
+    format!("o:{slot}")
+}
+
+pub(super) fn field_key(slot: &str, field: &str) -> String {
+    format!("f:{}:{slot}:{field}", slot.len())
+}
+
+/// A slot's header value.
+pub(super) fn header(version: u32, format_tag: u8, type_tag: &str) -> String {
+    format!("{version}:{format_tag}:{type_tag}")
+}
+
+pub(super) fn slot_header(slot: &Slot) -> String {
+    header(slot.version(), slot.format_tag(), slot.type_tag())
+}
+
+/// `(version, format tag, type tag)` of a header value.
+pub(super) fn parse_header(value: &str) -> Option<(u32, u8, &str)> {
+    let (version, rest) = value.split_once(':')?;
+    let (format, type_tag) = rest.split_once(':')?;
+    if !is_decimal(version) || !is_decimal(format) {
+        return None;
+    }
+    Some((version.parse().ok()?, format.parse().ok()?, type_tag))
+}
+
+fn is_decimal(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Names as a name list (`<length>:<name>` each), duplicates dropped.
+pub(super) fn join<'n>(names: impl IntoIterator<Item = &'n str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = String::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+            out.push_str(&name.len().to_string());
+            out.push(':');
+            out.push_str(name);
+        }
+    }
+    out
+}
+
+/// The names of a name list; `None` when it is malformed.
+pub(super) fn split(list: &str) -> Option<Vec<&str>> {
+    let mut names = Vec::new();
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (length, tail) = rest.split_once(':')?;
+        if !is_decimal(length) {
+            return None;
+        }
+        let length: usize = length.parse().ok()?;
+        names.push(tail.get(..length)?);
+        rest = tail.get(length..)?;
+    }
+    Some(names)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub(super) fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The hash fields and values `create` writes for a record (everything but the deadline).
+pub(super) fn record_entries(record: &Record) -> Vec<(String, Bytes)> {
+    let mut entries = vec![(
+        SLOTS.to_owned(),
+        Bytes::from(join(record.slots().map(Slot::name))),
+    )];
+    for slot in record.slots() {
+        entries.push((header_key(slot.name()), Bytes::from(slot_header(slot))));
+        entries.push((
+            order_key(slot.name()),
+            Bytes::from(join(slot.fields().map(|(name, _)| name))),
+        ));
+        for (name, bytes) in slot.fields() {
+            entries.push((field_key(slot.name(), name), bytes.clone()));
+        }
+    }
+    entries
+}
+
+fn malformed(reason: impl Into<String>) -> RecordError {
+    RecordError::Malformed(reason.into())
+}
+
+fn malformed_slot(slot: &str, reason: impl Into<String>) -> RecordError {
+    RecordError::MalformedSlot {
+        slot: slot.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A session read back from its hash (`HGETALL`). Entries the layout does not name are
+/// ignored; anything missing or unreadable that it does name is a [`RecordError`].
+pub(super) fn parse(entries: Entries) -> Result<Stored, RecordError> {
+    let mut hash: HashMap<String, Bytes> = HashMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        let name =
+            String::from_utf8(name).map_err(|_| malformed("a hash field name is not UTF-8"))?;
+        hash.insert(name, Bytes::from(value));
+    }
+    let text = |name: &str| -> Result<&str, RecordError> {
+        let value = hash
+            .get(name)
+            .ok_or_else(|| malformed(format!("hash field `{name}` is missing")))?;
+        std::str::from_utf8(value)
+            .map_err(|_| malformed(format!("hash field `{name}` is not UTF-8")))
+    };
+    let time = |name: &str| -> Result<SystemTime, RecordError> {
+        let value = text(name)?;
+        let ms: u64 = value
+            .parse()
+            .map_err(|_| malformed(format!("hash field `{name}` is not a time in ms")))?;
+        Ok(UNIX_EPOCH + Duration::from_millis(ms))
+    };
+    let deadline = Deadline {
+        created_at: time(CREATED)?,
+        expires_at: time(EXPIRES)?,
+    };
+
+    let mut record = Record::new();
+    let slot_names = split(text(SLOTS)?).ok_or_else(|| malformed("the slot list is malformed"))?;
+    for name in slot_names {
+        let header = text(&header_key(name)).map_err(|e| malformed_slot(name, e.to_string()))?;
+        let (version, format_tag, type_tag) = parse_header(header)
+            .ok_or_else(|| malformed_slot(name, format!("header `{header}` is malformed")))?;
+        let order = text(&order_key(name)).map_err(|e| malformed_slot(name, e.to_string()))?;
+        let field_names =
+            split(order).ok_or_else(|| malformed_slot(name, "the field list is malformed"))?;
+        let mut fields = Vec::with_capacity(field_names.len());
+        for field in field_names {
+            let bytes = hash
+                .get(&field_key(name, field))
+                .ok_or_else(|| malformed_slot(name, format!("field `{field}` is missing")))?;
+            fields.push((field.to_owned().into(), bytes.clone()));
+        }
+        record.insert(Slot::from_parts(
+            name.to_owned().into(),
+            type_tag.to_owned().into(),
+            version,
+            format_tag,
+            fields,
+        ));
+    }
+    Ok(Stored { record, deadline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_lists_round_trip_any_name() {
+        let names = ["cart", "a:b", "", "{x}", "ünï\ncode", "12:3"];
+        let list = join(names);
+        assert_eq!(split(&list), Some(names.to_vec()));
+        assert_eq!(split(""), Some(vec![]));
+        assert_eq!(join(["a", "a"]), "1:a");
+    }
+
+    #[test]
+    fn malformed_name_lists_are_refused() {
+        for bad in ["x", "3:ab", "-1:a", "1a", ":", "1:é"] {
+            assert_eq!(split(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn headers_parse_strictly() {
+        assert_eq!(parse_header("2:1:cart"), Some((2, 1, "cart")));
+        assert_eq!(parse_header("2:1:a:b"), Some((2, 1, "a:b")));
+        for bad in ["", "2:1", "x:1:cart", "2:+1:cart", "2:300:cart", ":1:cart"] {
+            assert_eq!(parse_header(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_carry_the_session_key_as_hash_tag() {
+        let hex = "ab".repeat(32);
+        let key = redis_key("sessions:", &hex);
+        assert_eq!(key, format!("sessions:{{{hex}}}"));
+        assert_eq!(session_key_of("sessions:", &key), Some(&*hex));
+        assert_eq!(session_key_of("sessions:", "sessions:{zz}"), None);
+        assert_eq!(session_key_of("other:", &key), None);
+        assert_eq!(scan_pattern("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:{*}");
+    }
+
+    #[test]
+    fn field_entries_of_similar_slot_names_stay_apart() {
+        assert_ne!(field_key("a", "b:c"), field_key("a:b", "c"));
+    }
+}

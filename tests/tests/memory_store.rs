@@ -1,0 +1,108 @@
+//! `MemoryStore` keeps the promises of every store (the conformance suite), and sweeps expired
+//! sessions away.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sessions::prelude::*;
+use sessions::{Clock, Deadline, Format, ManualClock, Record, SessionId, SessionKey, Slot};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_conformance_suite() {
+    let clock = ManualClock::new();
+    sessions::store::conformance::run(MemoryStore::with_clock(clock.clone()), clock).await;
+}
+
+fn key() -> SessionKey {
+    SessionId::generate().expect("an id").key()
+}
+
+fn record() -> Record {
+    let mut record = Record::new();
+    record.insert(Slot::new(
+        "cart",
+        1,
+        Format::Json,
+        vec![(Cow::Borrowed("n"), Bytes::from_static(b"1"))],
+    ));
+    record
+}
+
+fn ending_in(clock: &ManualClock, secs: u64) -> Deadline {
+    let now = clock.now();
+    Deadline {
+        created_at: now,
+        expires_at: now + Duration::from_secs(secs),
+    }
+}
+
+#[tokio::test]
+async fn delete_expired_removes_expired_sessions_and_keeps_live_ones() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    // 40 sessions ending in 10 s, 25 ending in an hour: spread over every shard.
+    let short: Vec<SessionKey> = (0..40).map(|_| key()).collect();
+    let long: Vec<SessionKey> = (0..25).map(|_| key()).collect();
+    for key in &short {
+        store
+            .create(key, &record(), ending_in(&clock, 10))
+            .await
+            .expect("create");
+    }
+    for key in &long {
+        store
+            .create(key, &record(), ending_in(&clock, 3600))
+            .await
+            .expect("create");
+    }
+    assert_eq!(store.len(), 65);
+    assert_eq!(store.delete_expired(), 0, "nothing has expired yet");
+
+    clock.advance(Duration::from_secs(10));
+    // Expired sessions are invisible at once, though still held until swept.
+    for key in &short {
+        assert!(store.load(key).await.expect("load").is_none());
+    }
+    assert_eq!(store.len(), 65);
+
+    assert_eq!(store.delete_expired(), 40);
+    assert_eq!(store.len(), 25);
+    for key in &long {
+        assert!(store.load(key).await.expect("load").is_some());
+    }
+    assert_eq!(store.delete_expired(), 0, "a second sweep finds nothing");
+
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(store.delete_expired(), 25);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn writes_sweep_expired_sessions_as_they_go() {
+    // Every 1024 writes one shard is swept: after enough writes, expired sessions are gone
+    // without anyone calling delete_expired.
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    for _ in 0..200 {
+        store
+            .create(&key(), &record(), ending_in(&clock, 10))
+            .await
+            .expect("create");
+    }
+    clock.advance(Duration::from_secs(10));
+    let live = key();
+    store
+        .create(&live, &record(), ending_in(&clock, 3600))
+        .await
+        .expect("create");
+    // 16 shards × 1024 writes: every shard swept at least once.
+    for _ in 0..16 * 1024 {
+        store
+            .save(&live, &sessions::Changeset::new(), ending_in(&clock, 3600))
+            .await
+            .expect("save");
+    }
+    assert_eq!(store.len(), 1, "expired sessions were not swept by writes");
+    assert!(store.load(&live).await.expect("load").is_some());
+}
