@@ -111,7 +111,7 @@ impl StoreError {
 /// A server-side session store.
 ///
 /// Every store runs the conformance suite (feature `conformance`,
-/// [`conformance::run`]); a store that passes it keeps these promises:
+/// `sessions::store::conformance::run`); a store that passes it keeps these promises:
 ///
 /// * `load` returns `None` for a key that is absent or expired;
 /// * `create` fails with [`StoreError::Collision`] when the key exists, and never overwrites;
