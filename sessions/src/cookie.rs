@@ -369,15 +369,15 @@ impl CookieConfig {
     /// Malformed pairs, non-UTF-8 headers and empty values are skipped; a value in double
     /// quotes is returned without them.
     pub(crate) fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        // A plain scan: this runs on every request, and needs no allocation.
         headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
-            .flat_map(cookie::Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|pair| pair.name_raw() == Some(self.full_name.as_str()))
-            .filter_map(|pair| pair.value_raw())
-            .map(trim_quotes)
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(name, _)| name.trim() == self.full_name)
+            .map(|(_, value)| trim_quotes(value.trim()))
             .find(|value| !value.is_empty())
     }
 

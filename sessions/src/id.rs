@@ -1,6 +1,7 @@
 //! Session ids and the hashed keys stores file records under.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,8 +26,26 @@ const ID_CHARS: usize = 43;
 /// assert!(SessionId::parse("not an id").is_none());
 /// assert_eq!(format!("{id:?}"), "SessionId(<redacted>)");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Box<str>);
+#[derive(Clone)]
+pub struct SessionId {
+    text: [u8; ID_CHARS],
+    /// The storage key, hashed once and only when a store asks.
+    key: OnceLock<SessionKey>,
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for SessionId {}
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
 
 /// The OS random source failed.
 ///
@@ -38,36 +57,58 @@ pub struct SessionId(Box<str>);
 #[error("the operating system's random source failed: {0}")]
 pub struct IdError(getrandom::Error);
 
+/// The value of a base64url character, or `None` for any other byte.
+const fn base64url_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'-' => Some(62),
+        b'_' => Some(63),
+        _ => None,
+    }
+}
+
 impl SessionId {
     /// A new random id.
     pub fn generate() -> Result<Self, IdError> {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::fill(&mut bytes).map_err(IdError)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str()))
+        let mut text = [0u8; ID_CHARS];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .unwrap_or_default();
+        debug_assert_eq!(written, ID_CHARS);
+        Ok(Self::from_text(text))
     }
 
-    /// Parses an id from a cookie or header: exactly 43 base64url characters that decode to 32
-    /// bytes. Anything else is `None`.
-    pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != ID_CHARS
-            || !text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return None;
+    fn from_text(text: [u8; ID_CHARS]) -> Self {
+        Self {
+            text,
+            key: OnceLock::new(),
         }
-        let decoded = URL_SAFE_NO_PAD.decode(text).ok()?;
-        (decoded.len() == ID_BYTES).then(|| Self(text.into()))
+    }
+
+    /// Parses an id from a cookie or header: exactly 43 base64url characters, the canonical
+    /// encoding of 32 bytes. Anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes: [u8; ID_CHARS] = text.as_bytes().try_into().ok()?;
+        let mut last = 0;
+        for &byte in &bytes {
+            last = base64url_value(byte)?;
+        }
+        // 43 characters carry 258 bits; the last character's two low bits must be zero.
+        (last & 0b11 == 0).then(|| Self::from_text(bytes))
     }
 
     /// The id's text, for the cookie or header that carries it. Never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
-    /// The key the stores file this session under.
+    /// The key the stores file this session under (hashed once per id).
     pub fn key(&self) -> SessionKey {
-        SessionKey::of(self)
+        self.key.get_or_init(|| SessionKey::of(self)).clone()
     }
 }
 
@@ -88,22 +129,23 @@ impl fmt::Debug for SessionId {
 /// assert_eq!(key, id.key());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionKey(Box<str>);
+pub struct SessionKey([u8; 64]);
 
 impl SessionKey {
     fn of(id: &SessionId) -> Self {
-        let digest = Sha256::digest(id.0.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in digest.iter() {
-            use fmt::Write;
-            let _ = write!(hex, "{byte:02x}");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = Sha256::digest(id.text);
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
         }
-        Self(hex.into_boxed_str())
+        Self(hex)
     }
 
     /// The key as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// A key from its stored text, as a store reads it back (e.g. when scanning).
@@ -113,24 +155,23 @@ impl SessionKey {
     /// assert!(SessionKey::from_stored("ab".repeat(32)).is_some());
     /// assert!(SessionKey::from_stored("zz").is_none());
     /// ```
-    pub fn from_stored(text: impl Into<String>) -> Option<Self> {
-        let text = text.into();
-        (text.len() == 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| Self(text.into_boxed_str()))
+    pub fn from_stored(text: impl AsRef<str>) -> Option<Self> {
+        let bytes: [u8; 64] = text.as_ref().as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            .then_some(Self(bytes))
     }
 }
 
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionKey({}…)", &self.0[..12])
+        write!(f, "SessionKey({}…)", &self.as_str()[..12])
     }
 }
 
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }

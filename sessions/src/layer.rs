@@ -336,13 +336,17 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
         let mut pending = session.pending();
         match pending.encode_error.take() {
             Some(err) => Err(err),
-            None => Ok((
-                pending.action,
-                std::mem::take(&mut pending.changes),
-                pending.record.clone(),
-                pending.new_id.take(),
-                session.expiry(&pending),
-            )),
+            None => {
+                // The policy may be stored in the record: read it before taking the record.
+                let expiry = session.expiry(&pending);
+                Ok((
+                    pending.action,
+                    std::mem::take(&mut pending.changes),
+                    std::mem::take(&mut pending.record),
+                    pending.new_id.take(),
+                    expiry,
+                ))
+            }
         }
     };
     let (action, changes, record, new_id, expiry) = match taken {

@@ -1,6 +1,7 @@
 //! The stored form of one session: a [`Record`] of [`Slot`]s, and the [`Changeset`] a save carries.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -170,7 +171,8 @@ impl std::fmt::Debug for Slot {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    slots: Vec<Slot>,
+    /// Shared until changed: cloning a record (out of a store, into a request) copies nothing.
+    slots: Arc<Vec<Slot>>,
 }
 
 impl Record {
@@ -191,7 +193,12 @@ impl Record {
 
     /// The slot stored under `name`, mutably.
     pub fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|slot| slot.name == name)
+        if !self.slots.iter().any(|slot| slot.name == name) {
+            return None;
+        }
+        Arc::make_mut(&mut self.slots)
+            .iter_mut()
+            .find(|slot| slot.name == name)
     }
 
     /// All slots, in stored order.
@@ -201,10 +208,11 @@ impl Record {
 
     /// Inserts a slot, replacing one of the same name; returns the replaced one.
     pub fn insert(&mut self, slot: Slot) -> Option<Slot> {
-        match self.slots.iter_mut().find(|s| s.name == slot.name) {
+        let slots = Arc::make_mut(&mut self.slots);
+        match slots.iter_mut().find(|s| s.name == slot.name) {
             Some(existing) => Some(std::mem::replace(existing, slot)),
             None => {
-                self.slots.push(slot);
+                slots.push(slot);
                 None
             }
         }
@@ -213,7 +221,7 @@ impl Record {
     /// Removes the slot stored under `name`.
     pub fn remove(&mut self, name: &str) -> Option<Slot> {
         let index = self.slots.iter().position(|slot| slot.name == name)?;
-        Some(self.slots.remove(index))
+        Some(Arc::make_mut(&mut self.slots).remove(index))
     }
 
     /// Applies a changeset: whole slots replaced or removed, single fields updated. A field
