@@ -1,8 +1,8 @@
 //! `#[derive(Session)]` for the `sessions` crate. Use it through `sessions`, which re-exports it:
 //! `use sessions::prelude::*;`. The attributes are documented there.
 //!
-//! The pipeline, one file a stage: [`attr`] reads `#[session(..)]`, [`ast`] builds the model,
-//! [`check`] validates it, [`expand`] writes the impl. Every mistake is collected ([`ctxt`]) and
+//! The pipeline, one file a stage: `attr` reads `#[session(..)]`, `ast` builds the model,
+//! `check` validates it, `expand` writes the impl. Every mistake is collected (`ctxt`) and
 //! reported at once, each with a span and a message that says what to write instead.
 
 mod ast;

@@ -3,7 +3,15 @@
 //! A session is a plain struct with `#[derive(Session)]`: compile-checked fields instead of a
 //! stringly `HashMap<String, Value>`, typed accessors that record exactly which fields a handler
 //! changed, a versioned type tag on everything stored, and a compile-checked migration chain
-//! from older versions.
+//! from older versions. Only the fields a request changed are written, so two requests that
+//! change different fields of one session both survive.
+//!
+//! This page walks through the pieces in the order an app meets them: the derive, [`Typed`],
+//! the [`SessionLayer`], the stores, migrations and expiry. The repository's README has the
+//! runnable cart shop (`cargo run -p sessions-examples --bin cart`), a store comparison table,
+//! and the concurrency and security details.
+//!
+//! # 1. Declare a session type
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -38,7 +46,10 @@
 //! assert_eq!(cart.dirty_fields().collect::<Vec<_>>(), ["items", "coupon"]);
 //! ```
 //!
-//! # The derive
+//! Fields need only be serde types; the struct itself needs no serde derive, and its `Default`
+//! is the value of a new session.
+//!
+//! ## The derive
 //!
 //! | attribute | on | meaning |
 //! |---|---|---|
@@ -50,9 +61,153 @@
 //! | `default` | field | a field missing from stored data takes its `Default` |
 //! | `skip` | field | never stored; `Default` on load |
 //!
-//! For every field `items: T` the derive generates, callable on a `Typed<Cart>`:
+//! # 2. Read and write through `Typed<T>`
+//!
+//! For every field `items: T` the derive generates, callable on a [`Typed<Cart>`](Typed):
 //! `items() -> &T`, `items_mut() -> &mut T` (marks `items` dirty) and `set_items(T)` (marks
-//! `items` dirty).
+//! `items` dirty). There is no other way to reach the value mutably, so the dirty set is exact:
+//! reading marks nothing, and a save carries only what was marked ([`Typed::changes`]).
+//!
+//! # 3. Put the layer on the router
+//!
+//! [`SessionLayer`] is a tower layer: it loads a session only when a handler asks for it and
+//! saves after the handler only what changed. `Typed<T>` is an axum extractor (a new session
+//! gets `T::default()`; `Option<Typed<T>>` says whether anything is stored), and
+//! [`SessionHandle`] is the session as a whole: [`cycle_id`](SessionHandle::cycle_id) after
+//! login, [`destroy`](SessionHandle::destroy) at logout, and its expiry.
+//!
+//! ```
+//! use sessions::prelude::*;
+//! # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { items: Vec<String> }
+//! # #[derive(Session, Default)] #[session(name = "account")] struct Account { user: Option<String> }
+//!
+//! async fn add(mut cart: Typed<Cart>) -> String {
+//!     cart.items_mut().push("apple".into());      // saved: the `items` field of `cart`
+//!     format!("{} items", cart.items().len())
+//! }
+//!
+//! async fn login(session: SessionHandle, mut account: Typed<Account>) -> &'static str {
+//!     account.set_user(Some("ada".into()));       // the `account` slot; `cart` is not rewritten
+//!     session.cycle_id();                         // same data, a new id: fixation defence
+//!     "welcome"
+//! }
+//!
+//! async fn logout(session: SessionHandle) -> &'static str {
+//!     session.destroy();                          // record deleted, cookie cleared
+//!     "bye"
+//! }
+//!
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/cart", axum::routing::post(add))
+//!     .route("/login", axum::routing::post(login))
+//!     .route("/logout", axum::routing::post(logout))
+//!     .layer(SessionLayer::new(MemoryStore::new()).register::<Cart>().register::<Account>());
+//! # let _ = app;
+//! ```
+//!
+//! The cookie defaults are `HttpOnly; Secure; SameSite=Lax; Path=/` ([`CookieConfig`]); ids are
+//! 256 bits from the OS CSPRNG and stores see only their SHA-256 ([`SessionId`], [`SessionKey`]).
+//! Without axum, the [`SessionHandle`] is in each request's extensions.
+//!
+//! # 4. Pick a store
+//!
+//! [`SessionLayer::new`] takes any [`SessionStore`] or a [`CookieStore`]:
+//!
+//! * [`MemoryStore`]: in the process, for tests and single-instance apps;
+//! * [`CookieStore`]: the whole session sealed (XChaCha20-Poly1305) into the cookie, with key
+//!   rotation; nothing stored server-side, no delta writes;
+//! * `SqliteStore` (feature `sqlite`): a file, nothing to run;
+//! * `PostgresStore` (feature `postgres`): shared by any number of app instances;
+//! * `RedisStore` (feature `redis`): Redis or Valkey, standalone or cluster; the server expires
+//!   sessions itself.
+//!
+//! Every server-side store writes only the changed fields, atomically, never re-creates a
+//! destroyed session and never overwrites one on create; see [`store`] and the conformance
+//! suite (feature `conformance`) that each of them passes.
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sessions::prelude::*;
+//! # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { items: Vec<String> }
+//!
+//! let store = SqliteStore::open("sessions.db").await?;
+//! store.migrate().await?;                       // the tables, once
+//! let layer = SessionLayer::new(store).register::<Cart>();
+//! # let _ = layer;
+//! # Ok(()) }
+//! ```
+//!
+//! # 5. Migrations
+//!
+//! Each stored slot carries its type name and version. A slot older than the code is decoded as
+//! the matching type of the `migrate_from` chain, walked up the `From` impls (v1 → v2 → v3) and
+//! written back whole in the new version; [`SessionLayer::migration_counts`] counts how many came
+//! from each version, so you know when an old one can go. `migrate_all::<T>()` on the SQL and
+//! Redis stores migrates everything stored at once ([`MigrationReport`]).
+//!
+//! A slot *newer* than the code (a deploy rolled back) is [`DecodeError::FutureVersion`]: never a
+//! panic, and the slot is left untouched for the newer code.
+//!
+//! ```
+//! # use serde::{Deserialize, Serialize};
+//! use sessions::prelude::*;
+//! use sessions::{DecodeError, Format, LoadError, Record, Registry, Slot};
+//! # #[derive(Serialize, Deserialize, Clone)] pub struct Item { sku: String, qty: u32 }
+//! # #[derive(Session, Default)] #[session(name = "cart", version = 2, migrate_from = CartV1)]
+//! # pub struct Cart { items: Vec<Item>, coupon: Option<String> }
+//! # #[derive(Session, Default)] #[session(name = "cart", version = 1)] pub struct CartV1 { skus: Vec<String> }
+//! # impl From<CartV1> for Cart {
+//! #     fn from(old: CartV1) -> Self {
+//! #         Cart { items: old.skus.into_iter().map(|sku| Item { sku, qty: 1 }).collect(), coupon: None }
+//! #     }
+//! # }
+//!
+//! let mut registry = Registry::new();
+//! registry.register::<Cart>().unwrap();
+//!
+//! // A version-1 cart, as an older deployment stored it.
+//! let mut record = Record::new();
+//! record.insert(Slot::new("cart", 1, Format::Json, vec![("skus".into(), r#"["apple"]"#.into())]));
+//! let cart = registry.load::<Cart>(&record).unwrap().unwrap();
+//! assert_eq!(cart.migrated_from(), Some(1));
+//! assert_eq!(cart.items()[0].qty, 1);
+//!
+//! // A version-3 cart, from a deployment that was rolled back.
+//! record.insert(Slot::new("cart", 3, Format::Json, vec![]));
+//! let err = registry.load::<Cart>(&record).err().unwrap();
+//! assert!(matches!(err, LoadError::Decode(DecodeError::FutureVersion { stored: 3, known: 2, .. })));
+//! ```
+//!
+//! # 6. Expiry
+//!
+//! [`Expiry`] is enforced server-side (and sealed inside the cookie for [`CookieStore`]): idle
+//! (rolling, the default: 24 hours), absolute, both, or a browser-session cookie. A save always
+//! moves the deadline; a read-only request refreshes it only once a share of the idle time has
+//! passed, not on every hit. [`SessionHandle::set_expiry`] gives one session its own policy.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sessions::prelude::*;
+//! use sessions::Expiry;
+//! # #[derive(Session, Default)] struct Cart { items: Vec<String> }
+//!
+//! let layer = SessionLayer::new(MemoryStore::new())
+//!     .register::<Cart>()
+//!     .expiry(Expiry::idle_and_absolute(Duration::from_secs(30 * 60), Duration::from_secs(8 * 3600)));
+//! # let _ = layer;
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | gives |
+//! |---|---|
+//! | `axum` (default) | `Typed<T>`, `Option<Typed<T>>` and `SessionHandle` as axum extractors |
+//! | `sqlite` | `SqliteStore` (sqlx, SQLite bundled) |
+//! | `postgres` | `PostgresStore` (sqlx) |
+//! | `redis` | `RedisStore` (Redis, Valkey, Redis Cluster) |
+//! | `bincode` | the compact binary codec ([`Format`]) |
+//! | `conformance` | the store test suite, for your own [`SessionStore`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
