@@ -51,6 +51,6 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         tracing::error!(target: "sessions", error = %self, "session extractor rejected the request");
-        (self.status(), self.to_string()).into_response()
+        (self.status(), self.client_message()).into_response()
     }
 }

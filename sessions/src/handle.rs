@@ -442,6 +442,26 @@ impl SessionRejection {
         }
     }
 
+    /// The text for the client: what is wrong and which type, without backend details (host
+    /// names, users, queries), which go to the log only.
+    ///
+    /// ```
+    /// use sessions::SessionRejection;
+    /// let rejection = SessionRejection::StoreUnavailable {
+    ///     type_name: "Cart",
+    ///     message: "connection to db.internal:5432 refused".into(),
+    /// };
+    /// assert!(!rejection.client_message().contains("db.internal"));
+    /// ```
+    pub fn client_message(&self) -> String {
+        match self {
+            SessionRejection::StoreUnavailable { type_name, .. } => {
+                format!("session store unavailable while loading `{type_name}`; try again later")
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn store(type_name: &'static str, err: &StoreError) -> Self {
         SessionRejection::StoreUnavailable {
             type_name,

@@ -352,10 +352,11 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
     let (action, changes, record, new_id, expiry) = match taken {
         Ok(taken) => taken,
         Err(err) => {
+            tracing::error!(target: "sessions", error = %err, "session change cannot be encoded; the response becomes a 500");
             fail(
                 response,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &err.to_string(),
+                "session change cannot be encoded",
             );
             return;
         }
@@ -398,7 +399,7 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
                     fail(
                         response,
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        &err.to_string(),
+                        "session cookie not set",
                     );
                 }
             }
@@ -439,7 +440,11 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
                         && let Err(err) = store.delete(&old_id.key()).await
                     {
                         tracing::error!(target: "sessions", error = %err, "old session not deleted after cycle_id");
-                        fail(response, StatusCode::SERVICE_UNAVAILABLE, &err.to_string());
+                        fail(
+                            response,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "old session not deleted",
+                        );
                     }
                 }
                 return;
@@ -502,11 +507,7 @@ async fn create<B: Default>(
             Ok(fresh) => fresh,
             Err(err) => {
                 tracing::error!(target: "sessions", error = %err, "no session id");
-                fail(
-                    response,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &err.to_string(),
-                );
+                fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
                 return false;
             }
         };
@@ -541,7 +542,7 @@ async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B
         fail(
             response,
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("session not destroyed: {err}"),
+            "session not destroyed",
         );
         return;
     }
@@ -556,19 +557,19 @@ fn save_failed<B: Default>(response: &mut Response<B>, err: &StoreError) {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::error!(target: "sessions", error = %err, "session not saved; the response becomes a {}", status.as_u16());
-    fail(response, status, &format!("session not saved: {err}"));
+    fail(response, status, "session not saved");
 }
 
 /// Replaces the response with an error: the handler's work was not saved, so it must not
-/// look successful.
-fn fail<B: Default>(response: &mut Response<B>, status: StatusCode, message: &str) {
+/// look successful. `message` is fixed text for the client, never a backend's error (that
+/// goes to the log).
+fn fail<B: Default>(response: &mut Response<B>, status: StatusCode, message: &'static str) {
     let mut failed = Response::new(B::default());
     *failed.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
-        failed
-            .headers_mut()
-            .insert(HeaderName::from_static("x-session-error"), value);
-    }
+    failed.headers_mut().insert(
+        HeaderName::from_static("x-session-error"),
+        HeaderValue::from_static(message),
+    );
     *response = failed;
 }
 

@@ -301,7 +301,7 @@ impl Record {
             .iter()
             .all(|slot| slot.format() == Some(Format::Json));
         match format {
-            Format::Json if all_json => Ok(crate::codec::json::write_record(self)),
+            Format::Json if all_json => crate::codec::json::write_record(self),
             #[cfg(feature = "bincode")]
             _ => crate::codec::bincode::write_record(self),
             #[cfg(not(feature = "bincode"))]
@@ -456,5 +456,38 @@ impl FromIterator<SlotChange> for Changeset {
             changes.push(change);
         }
         changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-built slot cannot smuggle keys or slots into TSON text.
+    #[test]
+    fn json_writer_refuses_field_bytes_that_are_not_one_value() {
+        for bad in [
+            &b"1},\"admin\":{\"__type__\":\"admin\",\"__v__\":1,\"root\":true"[..],
+            b"1, \"x\": 2",
+            b"",
+            b" 1",
+            b"{",
+        ] {
+            let mut record = Record::new();
+            record.insert(Slot::new(
+                "cart",
+                1,
+                Format::Json,
+                vec![("n".into(), Bytes::copy_from_slice(bad))],
+            ));
+            assert!(
+                matches!(
+                    record.to_bytes(Format::Json),
+                    Err(RecordError::MalformedSlot { .. })
+                ),
+                "accepted {:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

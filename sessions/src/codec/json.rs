@@ -28,7 +28,7 @@ const VERSION_KEY: &str = "__v__";
 
 /// Writes `{"<slot>":{"__type__":"<type>","__v__":N,"<field>":<json>,...},...}`.
 /// Every slot's fields must be JSON (the caller checks).
-pub(crate) fn write_record(record: &Record) -> Bytes {
+pub(crate) fn write_record(record: &Record) -> Result<Bytes, RecordError> {
     let mut out = Vec::with_capacity(64);
     out.push(b'{');
     for (index, slot) in record.slots().enumerate() {
@@ -39,14 +39,22 @@ pub(crate) fn write_record(record: &Record) -> Bytes {
         out.push(b':');
         match slot.raw_json() {
             Some(raw) => out.extend_from_slice(raw),
-            None => write_slot(&mut out, slot),
+            None => write_slot(&mut out, slot)?,
         }
     }
     out.push(b'}');
-    Bytes::from(out)
+    Ok(Bytes::from(out))
 }
 
-fn write_slot(out: &mut Vec<u8>, slot: &Slot) {
+/// Every field is checked to be exactly one JSON value first: a slot built by hand must not be
+/// able to smuggle keys or slots into the text.
+fn write_slot(out: &mut Vec<u8>, slot: &Slot) -> Result<(), RecordError> {
+    for (name, bytes) in slot.fields() {
+        check_field(name, bytes).map_err(|reason| RecordError::MalformedSlot {
+            slot: slot.name().to_owned(),
+            reason,
+        })?;
+    }
     out.extend_from_slice(b"{\"__type__\":");
     write_string(out, slot.type_tag());
     out.extend_from_slice(b",\"__v__\":");
@@ -58,6 +66,7 @@ fn write_slot(out: &mut Vec<u8>, slot: &Slot) {
         out.extend_from_slice(bytes);
     }
     out.push(b'}');
+    Ok(())
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
@@ -120,7 +129,6 @@ pub(crate) fn read_record(input: &[u8]) -> Result<Record, RecordError> {
 /// TSON text and read back as the same field: its name is not a reserved key, and its bytes
 /// are exactly one JSON value (so they can neither break the text nor smuggle keys or slots
 /// into it).
-#[cfg(feature = "bincode")]
 pub(crate) fn check_field(name: &str, bytes: &[u8]) -> Result<(), String> {
     if name == TYPE_KEY || name == VERSION_KEY {
         return Err(format!("field `{name}` has a reserved name"));
