@@ -30,16 +30,6 @@ pub enum SameSite {
     None,
 }
 
-impl SameSite {
-    fn to_cookie(self) -> cookie::SameSite {
-        match self {
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::None => cookie::SameSite::None,
-        }
-    }
-}
-
 /// A cookie configuration browsers would mishandle, found by [`CookieConfig::validate`].
 ///
 /// ```
@@ -385,32 +375,52 @@ impl CookieConfig {
     /// cookie (no `Max-Age`: the browser drops it when it closes); otherwise `Max-Age` is the
     /// whole seconds of `max_age`.
     pub(crate) fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
-        let mut cookie = self.build(value.to_owned());
-        if let Some(max_age) = max_age {
-            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-            cookie.set_max_age(cookie::time::Duration::seconds(seconds));
-        }
-        header_value(&cookie)
+        self.render(value, max_age.map(|age| age.as_secs()))
     }
 
     /// The `Set-Cookie` header that clears the cookie: an empty value, `Max-Age=0`, and the
     /// same `Path` and `Domain` (a browser only replaces a cookie whose path and domain match).
     pub(crate) fn removal(&self) -> HeaderValue {
-        let mut cookie = self.build(String::new());
-        cookie.set_max_age(cookie::time::Duration::ZERO);
-        header_value(&cookie)
+        self.render("", Some(0))
     }
 
-    fn build(&self, value: String) -> cookie::Cookie<'static> {
-        let mut cookie = cookie::Cookie::new(self.full_name.clone(), value);
-        cookie.set_http_only(self.http_only);
-        cookie.set_secure(self.secure);
-        cookie.set_same_site(self.same_site.to_cookie());
-        cookie.set_path(self.path.clone());
-        if let Some(domain) = &self.domain {
-            cookie.set_domain(domain.clone());
+    /// Writes the header in one buffer (this runs on every response that sets the cookie), in
+    /// the `cookie` crate's attribute order.
+    fn render(&self, value: &str, max_age_secs: Option<u64>) -> HeaderValue {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.full_name.len() + value.len() + 80);
+        out.push_str(&self.full_name);
+        out.push('=');
+        out.push_str(value);
+        if self.http_only {
+            out.push_str("; HttpOnly");
         }
-        cookie
+        out.push_str(match self.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        out.push_str("; Path=");
+        out.push_str(&self.path);
+        if let Some(domain) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(domain.strip_prefix('.').unwrap_or(domain));
+        }
+        if let Some(seconds) = max_age_secs {
+            let seconds = seconds.min(i64::MAX as u64);
+            let _ = write!(out, "; Max-Age={seconds}");
+        }
+        HeaderValue::from_str(&out).unwrap_or_else(|_| {
+            tracing::error!(
+                cookie = %self.full_name,
+                "the session cookie cannot be sent: its name or attributes hold characters a \
+                 header cannot; call CookieConfig::validate"
+            );
+            HeaderValue::from_static("")
+        })
     }
 
     fn compute_full_name(&self) -> String {
@@ -420,19 +430,6 @@ impl CookieConfig {
             self.name.clone()
         }
     }
-}
-
-/// Renders a cookie as a header value. Only a configuration that [`CookieConfig::validate`]
-/// refuses can fail here; then the header is empty (browsers ignore it) and the failure logged.
-fn header_value(cookie: &cookie::Cookie<'_>) -> HeaderValue {
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| {
-        tracing::error!(
-            cookie = cookie.name(),
-            "the session cookie cannot be sent: its name or attributes hold characters a \
-             header cannot; call CookieConfig::validate"
-        );
-        HeaderValue::from_static("")
-    })
 }
 
 /// Whether `b` may appear in a cookie name (RFC 6265 `token`, RFC 9110 `tchar`).

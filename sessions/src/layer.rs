@@ -423,6 +423,28 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
                 return;
             };
             if action == Action::Cycle && !server_error {
+                // Move the session as it is stored now, not as this request loaded it: a save
+                // another request made meanwhile was acknowledged and must come along, and a
+                // session destroyed meanwhile (logout) must not come back under a new id.
+                let record = if exists {
+                    match current_record(store.as_ref(), old_id, &changes).await {
+                        Ok(Some(current)) => current,
+                        Ok(None) => {
+                            tracing::info!(
+                                target: "sessions",
+                                session_key = %old_id.key(),
+                                "session ended while the request ran (logout or expiry); cycle_id and its changes are dropped"
+                            );
+                            return;
+                        }
+                        Err(err) => {
+                            save_failed(response, &err);
+                            return;
+                        }
+                    }
+                } else {
+                    record
+                };
                 if exists || !record.is_empty() {
                     let created = create(
                         store.as_ref(),
@@ -488,6 +510,22 @@ async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>
             }
         }
     }
+}
+
+/// The record `cycle_id()` moves: the one stored under `id` now, with this request's changes
+/// applied as a save would apply them; `None` when the session is gone. A change that no
+/// longer fits (the slot was replaced meanwhile) is an error, as it is for a save.
+async fn current_record(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    changes: &crate::record::Changeset,
+) -> Result<Option<Record>, StoreError> {
+    let Some(stored) = store.load(&id.key()).await? else {
+        return Ok(None);
+    };
+    let mut record = stored.record;
+    record.apply(changes)?;
+    Ok(Some(record))
 }
 
 /// Files a new session under a fresh id and sets the cookie; whether it worked.
