@@ -20,6 +20,15 @@ pub struct DirtySet {
 
 impl DirtySet {
     /// Marks the field at `index`.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// set.insert(2);
+    /// set.insert(2);
+    /// set.insert(130); // beyond the first 64 fields
+    /// assert_eq!(set.iter().collect::<Vec<_>>(), [2, 130]);
+    /// ```
     pub fn insert(&mut self, index: usize) {
         if index < 64 {
             self.first |= 1 << index;
@@ -33,6 +42,14 @@ impl DirtySet {
     }
 
     /// Marks the fields `0..len`.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// set.insert_all(3);
+    /// assert_eq!(set.iter().collect::<Vec<_>>(), [0, 1, 2]);
+    /// assert!(!set.contains(3));
+    /// ```
     pub fn insert_all(&mut self, len: usize) {
         for index in 0..len {
             self.insert(index);
@@ -40,6 +57,14 @@ impl DirtySet {
     }
 
     /// Whether the field at `index` is marked.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// set.insert(65);
+    /// assert!(set.contains(65));
+    /// assert!(!set.contains(1) && !set.contains(64) && !set.contains(1000));
+    /// ```
     pub fn contains(&self, index: usize) -> bool {
         if index < 64 {
             self.first & (1 << index) != 0
@@ -51,17 +76,43 @@ impl DirtySet {
     }
 
     /// Whether no field is marked.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// assert!(set.is_empty());
+    /// set.insert(100);
+    /// assert!(!set.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.first == 0 && self.more.iter().all(|word| *word == 0)
     }
 
     /// Unmarks every field.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// set.insert_all(70);
+    /// set.clear();
+    /// assert!(set.is_empty());
+    /// assert_eq!(set, DirtySet::default());
+    /// ```
     pub fn clear(&mut self) {
         self.first = 0;
         self.more.clear();
     }
 
     /// The marked indices, ascending.
+    ///
+    /// ```
+    /// use sessions::DirtySet;
+    /// let mut set = DirtySet::default();
+    /// for index in [70, 5, 64, 0] {
+    ///     set.insert(index);
+    /// }
+    /// assert_eq!(set.iter().collect::<Vec<_>>(), [0, 5, 64, 70]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         std::iter::once(self.first)
             .chain(self.more.iter().copied())

@@ -48,11 +48,25 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock standing at 2025-01-01T00:00:00Z.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::{Clock, ManualClock};
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(1_735_689_600));
+    /// ```
     pub fn new() -> Self {
         Self::at(UNIX_EPOCH + Duration::from_secs(1_735_689_600))
     }
 
     /// A clock standing at `time` (millisecond precision).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::{Clock, ManualClock};
+    /// let clock = ManualClock::at(UNIX_EPOCH + Duration::from_micros(1_500));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_millis(1)); // sub-millisecond part dropped
+    /// ```
     pub fn at(time: SystemTime) -> Self {
         let millis = time
             .duration_since(UNIX_EPOCH)
@@ -64,6 +78,16 @@ impl ManualClock {
     }
 
     /// Moves the clock forward.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::{Clock, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let shared = clock.clone();
+    /// let start = clock.now();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(shared.now(), start + Duration::from_secs(5));
+    /// ```
     pub fn advance(&self, by: Duration) {
         self.millis
             .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
@@ -101,11 +125,28 @@ pub struct Deadline {
 
 impl Deadline {
     /// Whether the session has ended at `now`.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Deadline;
+    /// let end = UNIX_EPOCH + Duration::from_secs(60);
+    /// let deadline = Deadline { created_at: UNIX_EPOCH, expires_at: end };
+    /// assert!(!deadline.is_expired(end - Duration::from_millis(1)));
+    /// assert!(deadline.is_expired(end));
+    /// ```
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now >= self.expires_at
     }
 
     /// The time left at `now` (zero once expired).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Deadline;
+    /// let deadline = Deadline { created_at: UNIX_EPOCH, expires_at: UNIX_EPOCH + Duration::from_secs(60) };
+    /// assert_eq!(deadline.remaining(UNIX_EPOCH + Duration::from_secs(20)), Duration::from_secs(40));
+    /// assert_eq!(deadline.remaining(UNIX_EPOCH + Duration::from_secs(90)), Duration::ZERO);
+    /// ```
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at.duration_since(now).unwrap_or_default()
     }
@@ -145,6 +186,16 @@ impl Default for Expiry {
 
 impl Expiry {
     /// Ends a session after `idle` without activity.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// let policy = Expiry::idle(Duration::from_secs(60));
+    /// assert_eq!((policy.idle_time(), policy.absolute_time()), (Some(Duration::from_secs(60)), None));
+    /// // activity moves the end forward: 100 s after creation, the session still has 60 s
+    /// let later = UNIX_EPOCH + Duration::from_secs(100);
+    /// assert_eq!(policy.deadline(UNIX_EPOCH, later).expires_at, later + Duration::from_secs(60));
+    /// ```
     pub fn idle(idle: Duration) -> Self {
         Self {
             idle: Some(idle),
@@ -155,6 +206,16 @@ impl Expiry {
     }
 
     /// Ends a session `absolute` after its creation.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// let policy = Expiry::absolute(Duration::from_secs(60));
+    /// assert_eq!(policy.idle_time(), None);
+    /// // activity does not move the end
+    /// let later = UNIX_EPOCH + Duration::from_secs(50);
+    /// assert_eq!(policy.deadline(UNIX_EPOCH, later).expires_at, UNIX_EPOCH + Duration::from_secs(60));
+    /// ```
     pub fn absolute(absolute: Duration) -> Self {
         Self {
             idle: None,
@@ -165,6 +226,15 @@ impl Expiry {
     }
 
     /// Ends a session after `idle` without activity or `absolute` after creation, whichever is first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// let policy = Expiry::idle_and_absolute(Duration::from_secs(60), Duration::from_secs(3600));
+    /// assert_eq!(policy.idle_time(), Some(Duration::from_secs(60)));
+    /// assert_eq!(policy.absolute_time(), Some(Duration::from_secs(3600)));
+    /// assert!(!policy.is_browser_session());
+    /// ```
     pub fn idle_and_absolute(idle: Duration, absolute: Duration) -> Self {
         Self {
             idle: Some(idle),
@@ -176,6 +246,14 @@ impl Expiry {
 
     /// A browser-session cookie (no `Max-Age`); server-side the session ends after `idle`
     /// without activity.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// let policy = Expiry::browser_session(Duration::from_secs(1800));
+    /// assert!(policy.is_browser_session());
+    /// assert_eq!(policy.idle_time(), Some(Duration::from_secs(1800)));
+    /// ```
     pub fn browser_session(idle: Duration) -> Self {
         Self {
             idle: Some(idle),
@@ -186,6 +264,14 @@ impl Expiry {
     }
 
     /// Adds an absolute limit to this policy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// let policy = Expiry::browser_session(Duration::from_secs(1800)).with_absolute(Duration::from_secs(8 * 3600));
+    /// assert!(policy.is_browser_session());
+    /// assert_eq!(policy.absolute_time(), Some(Duration::from_secs(8 * 3600)));
+    /// ```
     pub fn with_absolute(mut self, absolute: Duration) -> Self {
         self.absolute = Some(absolute);
         self
@@ -193,22 +279,54 @@ impl Expiry {
 
     /// How much of the idle time must pass before a read-only request refreshes it (0.0 = every
     /// request, 1.0 = never; default 0.25). Saves always refresh.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// let every_request = Expiry::idle(Duration::from_secs(100)).refresh_share(0.0);
+    /// let default = Expiry::idle(Duration::from_secs(100)); // 0.25
+    /// let deadline = default.deadline(UNIX_EPOCH, UNIX_EPOCH);
+    /// let soon = UNIX_EPOCH + Duration::from_secs(1);
+    /// assert!(every_request.refresh_due(&deadline, soon));
+    /// assert!(!default.refresh_due(&deadline, soon));
+    /// ```
     pub fn refresh_share(mut self, share: f64) -> Self {
         self.refresh_share = share.clamp(0.0, 1.0);
         self
     }
 
     /// The idle time, if the policy has one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// assert_eq!(Expiry::default().idle_time(), Some(Duration::from_secs(24 * 3600)));
+    /// assert_eq!(Expiry::absolute(Duration::from_secs(60)).idle_time(), None);
+    /// ```
     pub fn idle_time(&self) -> Option<Duration> {
         self.idle
     }
 
     /// The absolute time, if the policy has one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// assert_eq!(Expiry::default().absolute_time(), None);
+    /// assert_eq!(Expiry::absolute(Duration::from_secs(60)).absolute_time(), Some(Duration::from_secs(60)));
+    /// ```
     pub fn absolute_time(&self) -> Option<Duration> {
         self.absolute
     }
 
     /// Whether cookies are browser-session cookies (no `Max-Age`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessions::Expiry;
+    /// assert!(!Expiry::default().is_browser_session());
+    /// assert!(Expiry::browser_session(Duration::from_secs(60)).is_browser_session());
+    /// ```
     pub fn is_browser_session(&self) -> bool {
         self.browser_session
     }

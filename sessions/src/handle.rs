@@ -301,6 +301,34 @@ impl SessionHandle {
 
     /// Gives the session a new id, keeping its data; the old id stops working. Call it when
     /// the user's privileges change (login), against session fixation.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::{Duration, SystemTime};
+    /// use http::{Request, Response, header::{COOKIE, SET_COOKIE}};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Deadline, Record, SessionId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let old = SessionId::generate().unwrap();
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&old.key(), &Record::new(), deadline).await.unwrap();
+    ///
+    /// let app = SessionLayer::new(store.clone()).layer(service_fn(|request: Request<()>| async move {
+    ///     request.extensions().get::<SessionHandle>().unwrap().cycle_id();
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let request = Request::builder().header(COOKIE, format!("session={}", old.expose())).body(()).unwrap();
+    /// let response = app.oneshot(request).await.unwrap();
+    /// let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    /// let new = SessionId::parse(&cookie["session=".len()..cookie.find(';').unwrap()]).unwrap();
+    /// assert_ne!(new, old);
+    /// assert!(store.load(&new.key()).await.unwrap().is_some());
+    /// assert!(store.load(&old.key()).await.unwrap().is_none()); // the old id is dead
+    /// # });
+    /// ```
     pub fn cycle_id(&self) {
         let mut pending = self.0.pending();
         if pending.action != Action::Destroy {
@@ -310,11 +338,52 @@ impl SessionHandle {
 
     /// Ends the session: the stored record is deleted and the cookie cleared. Changes made in
     /// this request are dropped.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::{Duration, SystemTime};
+    /// use http::{Request, Response, header::COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Deadline, Record, SessionId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let id = SessionId::generate().unwrap();
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&id.key(), &Record::new(), deadline).await.unwrap();
+    ///
+    /// let app = SessionLayer::new(store.clone()).layer(service_fn(|request: Request<()>| async move {
+    ///     request.extensions().get::<SessionHandle>().unwrap().destroy();
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let request = Request::builder().header(COOKIE, format!("session={}", id.expose())).body(()).unwrap();
+    /// app.oneshot(request).await.unwrap();
+    /// assert!(store.is_empty());
+    /// # });
+    /// ```
     pub fn destroy(&self) {
         self.0.pending().action = Action::Destroy;
     }
 
     /// Whether [`destroy`](SessionHandle::destroy) was called in this request.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let app = SessionLayer::new(MemoryStore::new()).layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap();
+    ///     assert!(!session.is_destroyed());
+    ///     session.destroy();
+    ///     assert!(session.is_destroyed());
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// app.oneshot(Request::new(())).await.unwrap();
+    /// # });
+    /// ```
     pub fn is_destroyed(&self) -> bool {
         self.0.pending().action == Action::Destroy
     }
@@ -367,6 +436,38 @@ impl SessionHandle {
     }
 
     /// Removes `T`'s slot from the session.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::{Duration, SystemTime};
+    /// use http::{Request, Response, header::COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Deadline, Format, Record, SessionId, Slot};
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "prefs")] struct Prefs { dark: bool }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let id = SessionId::generate().unwrap();
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "2".into())]));
+    /// record.insert(Slot::new("prefs", 1, Format::Json, vec![("dark".into(), "true".into())]));
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&id.key(), &record, deadline).await.unwrap();
+    ///
+    /// let layer = SessionLayer::new(store.clone()).register::<Cart>().register::<Prefs>();
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     request.extensions().get::<SessionHandle>().unwrap().remove::<Cart>();
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let request = Request::builder().header(COOKIE, format!("session={}", id.expose())).body(()).unwrap();
+    /// app.oneshot(request).await.unwrap();
+    /// let stored = store.load(&id.key()).await.unwrap().unwrap().record;
+    /// assert!(stored.slot("cart").is_none());
+    /// assert!(stored.slot("prefs").is_some()); // the other slots stay
+    /// # });
+    /// ```
     pub fn remove<T: Session>(&self) {
         let mut pending = self.0.pending();
         pending.record.remove(T::NAME);
@@ -435,6 +536,15 @@ pub enum SessionRejection {
 
 impl SessionRejection {
     /// The HTTP status of the rejection: 503 when the store is unavailable, 500 otherwise.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use sessions::SessionRejection;
+    /// let down = SessionRejection::StoreUnavailable { type_name: "Cart", message: "timed out".into() };
+    /// assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// let setup = SessionRejection::NotRegistered { name: "cart", rust_type: "Cart" };
+    /// assert_eq!(setup.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// ```
     pub fn status(&self) -> http::StatusCode {
         match self {
             SessionRejection::StoreUnavailable { .. } => http::StatusCode::SERVICE_UNAVAILABLE,

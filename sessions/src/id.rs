@@ -71,6 +71,13 @@ const fn base64url_value(byte: u8) -> Option<u8> {
 
 impl SessionId {
     /// A new random id.
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let a = SessionId::generate().unwrap();
+    /// let b = SessionId::generate().unwrap();
+    /// assert_ne!(a, b);
+    /// ```
     pub fn generate() -> Result<Self, IdError> {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::fill(&mut bytes).map_err(IdError)?;
@@ -91,6 +98,15 @@ impl SessionId {
 
     /// Parses an id from a cookie or header: exactly 43 base64url characters, the canonical
     /// encoding of 32 bytes. Anything else is `None`.
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let id = SessionId::generate().unwrap();
+    /// assert_eq!(SessionId::parse(id.expose()), Some(id));
+    /// assert!(SessionId::parse("too-short").is_none());
+    /// assert!(SessionId::parse(&"A".repeat(43)).is_some());
+    /// assert!(SessionId::parse(&"B".repeat(43)).is_none()); // not the canonical encoding of 32 bytes
+    /// ```
     pub fn parse(text: &str) -> Option<Self> {
         let bytes: [u8; ID_CHARS] = text.as_bytes().try_into().ok()?;
         let mut last = 0;
@@ -102,11 +118,26 @@ impl SessionId {
     }
 
     /// The id's text, for the cookie or header that carries it. Never log it.
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let id = SessionId::generate().unwrap();
+    /// assert_eq!(id.expose().len(), 43);
+    /// assert!(id.expose().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    /// ```
     pub fn expose(&self) -> &str {
         std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// The key the stores file this session under (hashed once per id).
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let id = SessionId::generate().unwrap();
+    /// assert_eq!(id.key(), id.key());
+    /// assert_ne!(id.key().as_str(), id.expose());
+    /// assert_ne!(id.key(), SessionId::generate().unwrap().key());
+    /// ```
     pub fn key(&self) -> SessionKey {
         self.key.get_or_init(|| SessionKey::of(self)).clone()
     }
@@ -144,6 +175,14 @@ impl SessionKey {
     }
 
     /// The key as text.
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let key = SessionId::generate().unwrap().key();
+    /// assert_eq!(key.as_str().len(), 64);
+    /// assert!(key.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    /// assert_eq!(key.to_string(), key.as_str());
+    /// ```
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }

@@ -111,6 +111,12 @@ pub struct SessionLayer {
 impl SessionLayer {
     /// A layer over `store` (any [`SessionStore`], or a [`CookieStore`]), with the defaults:
     /// cookie `session` (HttpOnly, Secure, SameSite=Lax, Path=/), 24 hours idle expiry, JSON.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// let layer = SessionLayer::new(MemoryStore::new());
+    /// assert_eq!(layer.registry().types().count(), 0); // nothing registered yet
+    /// ```
     pub fn new(store: impl IntoBackend) -> Self {
         Self {
             config: Arc::new(Config {
@@ -135,6 +141,13 @@ impl SessionLayer {
     /// When another type is registered under the same name: a mistake in the app's setup,
     /// reported when the app starts, not at the first request. [`try_register`](Self::try_register)
     /// returns it instead.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// let layer = SessionLayer::new(MemoryStore::new()).register::<Cart>();
+    /// assert!(layer.registry().is_registered::<Cart>());
+    /// ```
     pub fn register<T: Session>(self) -> Self {
         match self.try_register::<T>() {
             Ok(layer) => layer,
@@ -161,6 +174,27 @@ impl SessionLayer {
     ///
     /// # Panics
     /// When the attributes are inconsistent (see [`CookieConfig::validate`]).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, header::SET_COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::CookieConfig;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .register::<Cart>()
+    ///     .cookie(CookieConfig::new().name("shop"));
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let response = app.oneshot(Request::new(())).await.unwrap();
+    /// assert!(response.headers()[SET_COOKIE].to_str().unwrap().starts_with("shop="));
+    /// # });
+    /// ```
     pub fn cookie(mut self, cookie: CookieConfig) -> Self {
         if let Err(err) = cookie.validate() {
             panic!("invalid session cookie configuration: {err}");
@@ -187,29 +221,147 @@ impl SessionLayer {
     }
 
     /// The expiry policy.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response, header::SET_COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::Expiry;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .register::<Cart>()
+    ///     .expiry(Expiry::idle(Duration::from_secs(3600)));
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let response = app.oneshot(Request::new(())).await.unwrap();
+    /// assert!(response.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=3600"));
+    /// # });
+    /// ```
     pub fn expiry(mut self, expiry: Expiry) -> Self {
         self.config_mut().expiry = expiry;
         self
     }
 
     /// The codec changed fields are written in. Stored data in the other codec still loads.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, header::SET_COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Format, SessionId};
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let layer = SessionLayer::new(store.clone()).register::<Cart>().format(Format::Json);
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let response = app.oneshot(Request::new(())).await.unwrap();
+    /// let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    /// let id = SessionId::parse(&cookie["session=".len()..cookie.find(';').unwrap()]).unwrap();
+    /// let stored = store.load(&id.key()).await.unwrap().unwrap();
+    /// assert_eq!(stored.record.slot("cart").unwrap().format(), Some(Format::Json));
+    /// # });
+    /// ```
     pub fn format(mut self, format: Format) -> Self {
         self.config_mut().format = format;
         self
     }
 
     /// The clock expiry is computed with (a [`ManualClock`](crate::ManualClock) in tests).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response, header::SET_COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Clock, Expiry, ManualClock, SessionId};
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let clock = ManualClock::new();
+    /// let store = MemoryStore::with_clock(clock.clone());
+    /// let layer = SessionLayer::new(store.clone())
+    ///     .register::<Cart>()
+    ///     .expiry(Expiry::idle(Duration::from_secs(60)))
+    ///     .clock(clock.clone());
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let response = app.oneshot(Request::new(())).await.unwrap();
+    /// let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    /// let key = SessionId::parse(&cookie["session=".len()..cookie.find(';').unwrap()]).unwrap().key();
+    /// let stored = store.load(&key).await.unwrap().unwrap();
+    /// assert_eq!(stored.deadline.expires_at, clock.now() + Duration::from_secs(60));
+    /// clock.advance(Duration::from_secs(61));
+    /// assert!(store.load(&key).await.unwrap().is_none()); // expired, without sleeping
+    /// # });
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.config_mut().clock = Arc::new(clock);
         self
     }
 
     /// The registered types.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] #[session(name = "cart", version = 3)] struct Cart { n: u32 }
+    /// let layer = SessionLayer::new(MemoryStore::new()).register::<Cart>();
+    /// assert_eq!(layer.registry().types().collect::<Vec<_>>(), [("cart", 3)]);
+    /// ```
     pub fn registry(&self) -> &Registry {
         &self.config.registry
     }
 
     /// How many stored slots were migrated, by type and old version (see [`Registry::migration_counts`]).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::{Duration, SystemTime};
+    /// use http::{Request, Response, header::COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// use sessions::{Deadline, Format, MigrationCount, Record, SessionId, Slot};
+    /// #[derive(Session, Default)] #[session(name = "cart", version = 1)] struct CartV1 { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart", version = 2, migrate_from = CartV1)] struct Cart { n: u64 }
+    /// impl From<CartV1> for Cart { fn from(v1: CartV1) -> Self { Cart { n: v1.n.into() } } }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A session stored by an older deployment, at version 1.
+    /// let store = MemoryStore::new();
+    /// let id = SessionId::generate().unwrap();
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "2".into())]));
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&id.key(), &record, deadline).await.unwrap();
+    ///
+    /// let layer = SessionLayer::new(store).register::<Cart>();
+    /// assert!(layer.migration_counts().is_empty());
+    /// let app = layer.clone().layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     assert_eq!(*session.get::<Cart>().await.unwrap().unwrap().n(), 2);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// let request = Request::builder().header(COOKIE, format!("session={}", id.expose())).body(()).unwrap();
+    /// app.oneshot(request).await.unwrap();
+    /// assert_eq!(
+    ///     layer.migration_counts(),
+    ///     [MigrationCount { type_name: "cart", from_version: 1, to_version: 2, count: 1 }]
+    /// );
+    /// # });
+    /// ```
     pub fn migration_counts(&self) -> Vec<MigrationCount> {
         self.config.registry.migration_counts()
     }
@@ -227,6 +379,17 @@ impl<S> tower_layer::Layer<S> for SessionLayer {
 }
 
 /// The service [`SessionLayer`] wraps around the app.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use tower::{Layer, service_fn};
+/// use sessions::prelude::*;
+/// use sessions::SessionService;
+/// let app = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+/// let service: SessionService<_> = SessionLayer::new(MemoryStore::new()).layer(app);
+/// assert_eq!(format!("{service:?}"), "SessionService { .. }");
+/// ```
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,

@@ -9,6 +9,15 @@ use crate::codec::Format;
 use crate::error::{ApplyError, RecordError};
 
 /// The name of a stored field or slot: borrowed from a session type, or owned when read from a store.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use sessions::Name;
+/// let borrowed: Name = "cart".into();
+/// let owned: Name = String::from("cart").into();
+/// assert_eq!(borrowed, owned);
+/// assert!(matches!(borrowed, Cow::Borrowed(_)) && matches!(owned, Cow::Owned(_)));
+/// ```
 pub type Name = Cow<'static, str>;
 
 /// The stored form of one session type's value: its type tag, version, field format and each
@@ -33,6 +42,14 @@ pub struct Slot {
 
 impl Slot {
     /// A slot named after its type.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]);
+    /// assert_eq!(slot.name(), "cart");
+    /// assert_eq!(slot.type_tag(), "cart");
+    /// assert_eq!(slot.format(), Some(Format::Json));
+    /// ```
     pub fn new(
         name: impl Into<Name>,
         version: u32,
@@ -84,31 +101,67 @@ impl Slot {
     }
 
     /// The key the slot is stored under (the session type's name).
+    ///
+    /// ```
+    /// use sessions::Slot;
+    /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 1, vec![]);
+    /// assert_eq!(slot.name(), "cart");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The stored `__type__`; equal to [`Slot::name`] unless the data was tampered with.
+    ///
+    /// ```
+    /// use sessions::Slot;
+    /// let slot = Slot::from_parts("cart".into(), "admin".into(), 1, 1, vec![]);
+    /// assert_ne!(slot.type_tag(), slot.name()); // tampered: stored under `cart`, claims to be `admin`
+    /// ```
     pub fn type_tag(&self) -> &str {
         &self.type_tag
     }
 
     /// The stored `__v__`.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// assert_eq!(Slot::new("cart", 3, Format::Json, vec![]).version(), 3);
+    /// ```
     pub fn version(&self) -> u32 {
         self.version
     }
 
     /// The format the fields are encoded in, if this build supports it.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// assert_eq!(Slot::new("cart", 1, Format::Json, vec![]).format(), Some(Format::Json));
+    /// assert_eq!(Slot::from_parts("cart".into(), "cart".into(), 1, 200, vec![]).format(), None);
+    /// ```
     pub fn format(&self) -> Option<Format> {
         Format::from_tag(self.format_tag)
     }
 
     /// The stored format tag.
+    ///
+    /// ```
+    /// use sessions::Slot;
+    /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 200, vec![]);
+    /// assert_eq!(slot.format_tag(), 200);
+    /// ```
     pub fn format_tag(&self) -> u8 {
         self.format_tag
     }
 
     /// One field's encoded bytes.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]);
+    /// assert_eq!(&slot.field("n").unwrap()[..], b"3");
+    /// assert!(slot.field("missing").is_none());
+    /// ```
     pub fn field(&self, name: &str) -> Option<&Bytes> {
         self.fields
             .iter()
@@ -117,11 +170,27 @@ impl Slot {
     }
 
     /// The stored fields in stored order.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let slot = Slot::new("cart", 1, Format::Json, vec![("b".into(), "1".into()), ("a".into(), "2".into())]);
+    /// let names: Vec<&str> = slot.fields().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["b", "a"]);
+    /// ```
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Bytes)> {
         self.fields.iter().map(|(name, bytes)| (&**name, bytes))
     }
 
     /// Sets one field's bytes.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let mut slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "1".into())]);
+    /// slot.set_field("n".into(), "2".into());      // replaces
+    /// slot.set_field("coupon".into(), "null".into()); // appends
+    /// assert_eq!(&slot.field("n").unwrap()[..], b"2");
+    /// assert_eq!(slot.fields().len(), 2);
+    /// ```
     pub fn set_field(&mut self, name: Name, bytes: Bytes) {
         self.raw_json = None;
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
@@ -177,21 +246,53 @@ pub struct Record {
 
 impl Record {
     /// An empty record.
+    ///
+    /// ```
+    /// use sessions::Record;
+    /// let record = Record::new();
+    /// assert!(record.is_empty());
+    /// assert_eq!(record.slots().len(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Whether the record holds no slot.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// assert!(record.is_empty());
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
+    /// assert!(!record.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// The slot stored under `name`.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 2, Format::Json, vec![]));
+    /// assert_eq!(record.slot("cart").unwrap().version(), 2);
+    /// assert!(record.slot("prefs").is_none());
+    /// ```
     pub fn slot(&self, name: &str) -> Option<&Slot> {
         self.slots.iter().find(|slot| slot.name == name)
     }
 
     /// The slot stored under `name`, mutably.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "1".into())]));
+    /// record.slot_mut("cart").unwrap().set_field("n".into(), "5".into());
+    /// assert_eq!(&record.slot("cart").unwrap().field("n").unwrap()[..], b"5");
+    /// assert!(record.slot_mut("prefs").is_none());
+    /// ```
     pub fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
         if !self.slots.iter().any(|slot| slot.name == name) {
             return None;
@@ -202,11 +303,30 @@ impl Record {
     }
 
     /// All slots, in stored order.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
+    /// record.insert(Slot::new("account", 1, Format::Json, vec![]));
+    /// let names: Vec<&str> = record.slots().map(|slot| slot.name()).collect();
+    /// assert_eq!(names, ["cart", "account"]);
+    /// ```
     pub fn slots(&self) -> impl ExactSizeIterator<Item = &Slot> {
         self.slots.iter()
     }
 
     /// Inserts a slot, replacing one of the same name; returns the replaced one.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// assert!(record.insert(Slot::new("cart", 1, Format::Json, vec![])).is_none());
+    /// let replaced = record.insert(Slot::new("cart", 2, Format::Json, vec![])).unwrap();
+    /// assert_eq!(replaced.version(), 1);
+    /// assert_eq!(record.slot("cart").unwrap().version(), 2);
+    /// assert_eq!(record.slots().len(), 1);
+    /// ```
     pub fn insert(&mut self, slot: Slot) -> Option<Slot> {
         let slots = Arc::make_mut(&mut self.slots);
         match slots.iter_mut().find(|s| s.name == slot.name) {
@@ -219,6 +339,15 @@ impl Record {
     }
 
     /// Removes the slot stored under `name`.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
+    /// assert_eq!(record.remove("cart").unwrap().name(), "cart");
+    /// assert!(record.is_empty());
+    /// assert!(record.remove("cart").is_none());
+    /// ```
     pub fn remove(&mut self, name: &str) -> Option<Slot> {
         let index = self.slots.iter().position(|slot| slot.name == name)?;
         Some(Arc::make_mut(&mut self.slots).remove(index))
@@ -266,6 +395,18 @@ impl Record {
     }
 
     /// Whether `change` can be applied to this record as it is.
+    ///
+    /// ```
+    /// use sessions::{ApplyError, Format, Record, Slot, SlotChange};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 2, Format::Json, vec![]));
+    /// let update = |slot: &str, version| SlotChange::Fields {
+    ///     slot: slot.to_owned().into(), version, format: Format::Json, fields: vec![],
+    /// };
+    /// assert!(record.check(&update("cart", 2)).is_ok());
+    /// assert!(matches!(record.check(&update("cart", 1)), Err(ApplyError::SlotChanged { .. })));
+    /// assert!(matches!(record.check(&update("prefs", 1)), Err(ApplyError::SlotMissing { .. })));
+    /// ```
     pub fn check(&self, change: &SlotChange) -> Result<(), ApplyError> {
         let SlotChange::Fields {
             slot,
@@ -295,6 +436,14 @@ impl Record {
     /// `{"cart":{"__type__":"cart","__v__":2,...}}` when every slot's fields are JSON, and the
     /// binary form otherwise (a slot is never transcoded). Slots read from JSON and unchanged
     /// since are written back byte for byte.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 2, Format::Json, vec![("n".into(), "1".into())]));
+    /// let bytes = record.to_bytes(Format::Json).unwrap();
+    /// assert_eq!(&bytes[..], br#"{"cart":{"__type__":"cart","__v__":2,"n":1}}"#);
+    /// ```
     pub fn to_bytes(&self, format: Format) -> Result<Bytes, RecordError> {
         let all_json = self
             .slots
@@ -310,6 +459,15 @@ impl Record {
     }
 
     /// Decodes a record written by [`Record::to_bytes`] in either format (the first byte tells which).
+    ///
+    /// ```
+    /// use sessions::{Format, Record};
+    /// let record = Record::from_bytes(br#"{"cart":{"__type__":"cart","__v__":1,"n":3}}"#).unwrap();
+    /// let slot = record.slot("cart").unwrap();
+    /// assert_eq!((slot.version(), slot.format()), (1, Some(Format::Json)));
+    /// assert_eq!(&slot.field("n").unwrap()[..], b"3");
+    /// assert!(Record::from_bytes(b"not a record").is_err());
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Record, RecordError> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => crate::codec::json::read_record(bytes),
@@ -327,6 +485,14 @@ impl Record {
 }
 
 /// What one save changes in one slot.
+///
+/// ```
+/// use sessions::{Format, Slot, SlotChange};
+/// let put = SlotChange::Put(Slot::new("cart", 1, Format::Json, vec![]));
+/// let remove = SlotChange::Remove { slot: "cart".into() };
+/// assert_ne!(put, remove);
+/// assert_eq!(put.slot_name(), remove.slot_name());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SlotChange {
@@ -352,6 +518,14 @@ pub enum SlotChange {
 
 impl SlotChange {
     /// The key of the slot this change is about.
+    ///
+    /// ```
+    /// use sessions::{Format, SlotChange};
+    /// let change = SlotChange::Fields {
+    ///     slot: "prefs".into(), version: 1, format: Format::Json, fields: vec![("dark".into(), "true".into())],
+    /// };
+    /// assert_eq!(change.slot_name(), "prefs");
+    /// ```
     pub fn slot_name(&self) -> &str {
         match self {
             SlotChange::Put(slot) => slot.name(),
@@ -376,12 +550,34 @@ pub struct Changeset {
 
 impl Changeset {
     /// An empty changeset.
+    ///
+    /// ```
+    /// use sessions::Changeset;
+    /// let changes = Changeset::new();
+    /// assert!(changes.is_empty());
+    /// assert_eq!(changes.len(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Adds a change; a later change to the same slot is merged into the earlier one when it
     /// updates fields of the same version and format, and replaces it otherwise.
+    ///
+    /// ```
+    /// use sessions::{Changeset, Format, SlotChange};
+    /// let update = |field: &'static str| SlotChange::Fields {
+    ///     slot: "cart".into(), version: 1, format: Format::Json, fields: vec![(field.into(), "1".into())],
+    /// };
+    /// let mut changes = Changeset::new();
+    /// changes.push(update("a"));
+    /// changes.push(update("b")); // same slot, version and format: merged
+    /// assert_eq!(changes.len(), 1);
+    /// let Some(SlotChange::Fields { fields, .. }) = changes.iter().next() else { panic!() };
+    /// assert_eq!(fields.len(), 2);
+    /// changes.push(SlotChange::Remove { slot: "cart".into() }); // replaces
+    /// assert!(matches!(changes.iter().next(), Some(SlotChange::Remove { .. })));
+    /// ```
     pub fn push(&mut self, change: SlotChange) {
         let Some(index) = self
             .changes
@@ -434,16 +630,43 @@ impl Changeset {
     }
 
     /// Whether nothing changes.
+    ///
+    /// ```
+    /// use sessions::{Changeset, SlotChange};
+    /// let mut changes = Changeset::new();
+    /// assert!(changes.is_empty());
+    /// changes.push(SlotChange::Remove { slot: "cart".into() });
+    /// assert!(!changes.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
 
     /// How many slots change.
+    ///
+    /// ```
+    /// use sessions::{Changeset, SlotChange};
+    /// let mut changes = Changeset::new();
+    /// changes.push(SlotChange::Remove { slot: "cart".into() });
+    /// changes.push(SlotChange::Remove { slot: "prefs".into() });
+    /// changes.push(SlotChange::Remove { slot: "cart".into() }); // same slot again
+    /// assert_eq!(changes.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.changes.len()
     }
 
     /// The changes, one per slot.
+    ///
+    /// ```
+    /// use sessions::{Changeset, SlotChange};
+    /// let changes: Changeset = ["cart", "prefs"]
+    ///     .into_iter()
+    ///     .map(|name| SlotChange::Remove { slot: name.into() })
+    ///     .collect();
+    /// let names: Vec<&str> = changes.iter().map(|c| c.slot_name()).collect();
+    /// assert_eq!(names, ["cart", "prefs"]);
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &SlotChange> {
         self.changes.iter()
     }

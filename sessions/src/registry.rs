@@ -69,6 +69,13 @@ pub struct MigrationCount {
 
 impl Registry {
     /// An empty registry.
+    ///
+    /// ```
+    /// use sessions::Registry;
+    /// let registry = Registry::new();
+    /// assert_eq!(registry.types().count(), 0);
+    /// assert!(!registry.is_registered_name("cart"));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -107,6 +114,17 @@ impl Registry {
     }
 
     /// Whether `T` itself is registered.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::Registry;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] struct Prefs { dark: bool }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Cart>().unwrap();
+    /// assert!(registry.is_registered::<Cart>());
+    /// assert!(!registry.is_registered::<Prefs>());
+    /// ```
     pub fn is_registered<T: Session>(&self) -> bool {
         self.types
             .get(T::NAME)
@@ -114,11 +132,35 @@ impl Registry {
     }
 
     /// Whether some type is registered under `name` (so its slots may be decoded).
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::Registry;
+    /// #[derive(Session, Default)]
+    /// #[session(name = "basket")]
+    /// struct Cart { n: u32 }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Cart>().unwrap();
+    /// assert!(registry.is_registered_name("basket"));
+    /// assert!(!registry.is_registered_name("cart"));
+    /// ```
     pub fn is_registered_name(&self, name: &str) -> bool {
         self.types.contains_key(name)
     }
 
     /// The registered names and their current versions.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::Registry;
+    /// #[derive(Session, Default)] #[session(name = "cart", version = 2)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "prefs")] struct Prefs { dark: bool }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Cart>().unwrap().register::<Prefs>().unwrap();
+    /// let mut types: Vec<_> = registry.types().collect();
+    /// types.sort();
+    /// assert_eq!(types, [("cart", 2), ("prefs", 1)]);
+    /// ```
     pub fn types(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         self.types
             .iter()
@@ -128,6 +170,19 @@ impl Registry {
     /// Loads `T`'s slot from a record: `None` when nothing is stored for `T`; an older version is
     /// migrated up the `migrate_from` chain (and counted), and the whole slot will be rewritten
     /// on the next save. The record is never changed.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::{Format, LoadError, Record, Registry, Slot};
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// let mut registry = Registry::new();
+    /// let mut record = Record::new();
+    /// assert!(matches!(registry.load::<Cart>(&record), Err(LoadError::NotRegistered { .. })));
+    /// registry.register::<Cart>().unwrap();
+    /// assert!(registry.load::<Cart>(&record).unwrap().is_none());
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "4".into())]));
+    /// assert_eq!(*registry.load::<Cart>(&record).unwrap().unwrap().n(), 4);
+    /// ```
     pub fn load<T: Session>(&self, record: &Record) -> Result<Option<Typed<T>>, LoadError> {
         let entry = self.entry::<T>()?;
         let Some(slot) = record.slot(T::NAME) else {
@@ -160,6 +215,17 @@ impl Registry {
     }
 
     /// Like [`Registry::load`], with `T::default()` as a new value when nothing is stored.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::{Record, Registry};
+    /// #[derive(Session)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// impl Default for Cart { fn default() -> Self { Cart { n: 1 } } }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Cart>().unwrap();
+    /// let cart = registry.load_or_default::<Cart>(&Record::new()).unwrap();
+    /// assert_eq!(*cart.n(), 1);
+    /// ```
     pub fn load_or_default<T: Session + Default>(
         &self,
         record: &Record,
@@ -323,6 +389,14 @@ pub struct MigrationReport {
 
 impl MigrationReport {
     /// How many slots were rewritten.
+    ///
+    /// ```
+    /// use sessions::MigrationReport;
+    /// let mut report = MigrationReport { current: 10, failed: 1, ..Default::default() };
+    /// report.migrated.insert(1, 3);
+    /// report.migrated.insert(2, 4);
+    /// assert_eq!(report.total_migrated(), 7); // neither `current` nor `failed` counts
+    /// ```
     pub fn total_migrated(&self) -> u64 {
         self.migrated.values().sum()
     }

@@ -46,6 +46,13 @@ struct Entry {
 
 impl MemoryStore {
     /// An empty store on the system clock.
+    ///
+    /// ```
+    /// use sessions::MemoryStore;
+    /// let store = MemoryStore::new();
+    /// assert!(store.is_empty());
+    /// assert_eq!(store.len(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::with_clock(SystemClock)
     }
@@ -68,11 +75,41 @@ impl MemoryStore {
     }
 
     /// How many sessions are held, expired ones not yet swept included.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sessions::{Deadline, MemoryStore, Record, SessionId, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// for _ in 0..3 {
+    ///     let key = SessionId::generate().unwrap().key();
+    ///     store.create(&key, &Record::new(), deadline).await.unwrap();
+    /// }
+    /// assert_eq!(store.len(), 3);
+    /// # });
+    /// ```
     pub fn len(&self) -> usize {
         (0..SHARDS).map(|i| self.inner.lock(i).len()).sum()
     }
 
     /// Whether no session is held.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sessions::{Deadline, MemoryStore, Record, SessionId, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let key = SessionId::generate().unwrap().key();
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&key, &Record::new(), deadline).await.unwrap();
+    /// assert!(!store.is_empty());
+    /// store.delete(&key).await.unwrap();
+    /// assert!(store.is_empty());
+    /// # });
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -103,6 +103,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps a backend's error.
+    ///
+    /// ```
+    /// use sessions::StoreError;
+    /// let err = StoreError::backend(std::io::Error::other("timed out"));
+    /// assert!(matches!(err, StoreError::Backend(_)));
+    /// assert_eq!(err.to_string(), "session store unavailable: timed out");
+    /// ```
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
     }
