@@ -12,10 +12,13 @@ pub(crate) const fn config() -> impl ::bincode::config::Config {
 }
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
-    Ok(Bytes::from(::bincode::serde::encode_to_vec(
-        value,
-        config(),
-    )?))
+    let encoded = ::bincode::serde::encode_to_vec(value, config())?;
+    // Stored values live long: do not keep the writer's spare capacity with them.
+    Ok(if encoded.capacity() > encoded.len() + 16 {
+        Bytes::copy_from_slice(&encoded)
+    } else {
+        Bytes::from(encoded)
+    })
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

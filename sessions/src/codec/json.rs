@@ -5,8 +5,29 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::CodecError;
 
+std::thread_local! {
+    /// A scratch buffer per thread: values are written here, then copied out at their exact
+    /// size, so a stored 2-byte field does not keep serde_json's 128-byte starting capacity.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Above this, the scratch buffer is given back rather than kept for the next value.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
-    Ok(Bytes::from(serde_json::to_vec(value)?))
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            let result = serde_json::to_writer(&mut *buffer, value);
+            let bytes = result.map(|()| Bytes::copy_from_slice(&buffer));
+            if buffer.capacity() > SCRATCH_KEEP {
+                *buffer = Vec::new();
+            }
+            Ok(bytes?)
+        }
+        // A `Serialize` impl that encodes another field while being encoded: no scratch.
+        Err(_) => Ok(Bytes::from(serde_json::to_vec(value)?)),
+    })
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
