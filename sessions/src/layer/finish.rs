@@ -1,0 +1,379 @@
+//! After the handler: save what changed, set or clear the cookie, refresh the expiry.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+
+use super::{Backend, Config, Transport};
+use crate::expiry::{Deadline, Expiry};
+use crate::handle::{Action, Incoming, RequestSession};
+use crate::id::SessionId;
+use crate::record::Record;
+use crate::store::{SaveOutcome, SessionStore, StoreError};
+
+/// How many times a new session retries after an id collision (2^-256 each: this is for a
+/// broken random source, which should fail loudly rather than loop).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// After the handler: save what changed, set or clear the cookie, refresh the expiry.
+pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>) {
+    let config = &session.config;
+    let must_load = {
+        let pending = session.pending();
+        pending.action == Action::Cycle || !pending.changes.is_empty()
+    };
+    if must_load {
+        // cycle_id() needs the data it moves, and changes made without a load (set_expiry,
+        // remove) need the session they change, even if no handler loaded it.
+        let _ = session.load().await;
+    }
+    // Nothing extracted the session: nothing can have changed.
+    let Some(Ok(loaded)) = session.loaded() else {
+        if session.pending().action == Action::Destroy {
+            // destroy() without a load: delete what the request points at.
+            destroy(session, response).await;
+        } else if let Some(Err(err)) = session.loaded()
+            && must_load
+            && !response.status().is_server_error()
+        {
+            // A cycle or change the store could not take must not look successful.
+            save_failed(response, err);
+        }
+        return;
+    };
+    let (exists, stored_deadline, needs_reseal) =
+        (loaded.exists, loaded.deadline, loaded.needs_reseal);
+
+    let taken = {
+        let mut pending = session.pending();
+        match pending.encode_error.take() {
+            Some(err) => Err(err),
+            None => {
+                // The policy may be stored in the record: read it before taking the record.
+                let expiry = session.expiry(&pending);
+                Ok((
+                    pending.action,
+                    std::mem::take(&mut pending.changes),
+                    std::mem::take(&mut pending.record),
+                    pending.new_id.take(),
+                    expiry,
+                ))
+            }
+        }
+    };
+    let (action, changes, record, new_id, expiry) = match taken {
+        Ok(taken) => taken,
+        Err(err) => {
+            tracing::error!(target: "sessions", error = %err, "session change cannot be encoded; the response becomes a 500");
+            fail(
+                response,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "session change cannot be encoded",
+            );
+            return;
+        }
+    };
+
+    if action == Action::Destroy {
+        destroy(session, response).await;
+        return;
+    }
+    let now = config.clock.now();
+    let created_at = stored_deadline.map_or(now, |d| d.created_at);
+    let deadline = expiry.deadline(created_at, now);
+    let refresh_due = stored_deadline.is_some_and(|d| expiry.refresh_due(&d, now));
+    let server_error = response.status().is_server_error();
+
+    match &config.backend {
+        Backend::Cookie(cookies) => {
+            let changed = !changes.is_empty() || action == Action::Cycle;
+            if server_error || !(changed || (exists && (needs_reseal || refresh_due))) {
+                return;
+            }
+            let deadline = if changed || refresh_due {
+                deadline
+            } else {
+                stored_deadline.unwrap_or(deadline)
+            };
+            if record.is_empty() {
+                clear_cookie(config, response);
+                return;
+            }
+            match cookies.seal(
+                config.cookie.cookie_name(),
+                &record,
+                deadline,
+                config.format,
+            ) {
+                Ok(token) => set_cookie(config, response, &token, &expiry, deadline, now),
+                Err(err) => {
+                    tracing::error!(target: "sessions", error = %err, "session cookie not set; the response becomes a 500");
+                    fail(
+                        response,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "session cookie not set",
+                    );
+                }
+            }
+        }
+        Backend::Store(store) => {
+            let Incoming::Id(old_id) = &session.incoming else {
+                if changes.is_empty() || server_error || record.is_empty() {
+                    return;
+                }
+                create(
+                    store.as_ref(),
+                    config,
+                    response,
+                    &record,
+                    deadline,
+                    &expiry,
+                    now,
+                    None,
+                )
+                .await;
+                return;
+            };
+            if action == Action::Cycle && !server_error {
+                // Move the session as it is stored now, not as this request loaded it: a save
+                // another request made meanwhile was acknowledged and must come along, and a
+                // session destroyed meanwhile (logout) must not come back under a new id.
+                let record = if exists {
+                    match current_record(store.as_ref(), old_id, &changes).await {
+                        Ok(Some(current)) => current,
+                        Ok(None) => {
+                            tracing::info!(
+                                target: "sessions",
+                                session_key = %old_id.key(),
+                                "session ended while the request ran (logout or expiry); cycle_id and its changes are dropped"
+                            );
+                            return;
+                        }
+                        Err(err) => {
+                            save_failed(response, &err);
+                            return;
+                        }
+                    }
+                } else {
+                    record
+                };
+                if exists || !record.is_empty() {
+                    let created = create(
+                        store.as_ref(),
+                        config,
+                        response,
+                        &record,
+                        deadline,
+                        &expiry,
+                        now,
+                        new_id,
+                    )
+                    .await;
+                    if created
+                        && exists
+                        && let Err(err) = store.delete(&old_id.key()).await
+                    {
+                        tracing::error!(target: "sessions", error = %err, "old session not deleted after cycle_id");
+                        fail(
+                            response,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "old session not deleted",
+                        );
+                    }
+                }
+                return;
+            }
+            if server_error || (changes.is_empty() && !refresh_due) {
+                return;
+            }
+            if !exists {
+                if !changes.is_empty() && !record.is_empty() {
+                    create(
+                        store.as_ref(),
+                        config,
+                        response,
+                        &record,
+                        deadline,
+                        &expiry,
+                        now,
+                        None,
+                    )
+                    .await;
+                }
+                return;
+            }
+            match store.save(&old_id.key(), &changes, deadline).await {
+                Ok(SaveOutcome::Saved) => {
+                    // A save moves the deadline; a persistent cookie's Max-Age must move with
+                    // it, or the browser drops a session the server still keeps alive.
+                    let moved = stored_deadline.is_none_or(|d| d.expires_at != deadline.expires_at);
+                    if refresh_due || (moved && !expiry.is_browser_session()) {
+                        set_id(config, response, old_id, &expiry, deadline, now);
+                    }
+                }
+                Ok(SaveOutcome::Missing) => {
+                    tracing::info!(
+                        target: "sessions",
+                        session_key = %old_id.key(),
+                        "session ended while the request ran (logout or expiry); its changes are dropped"
+                    );
+                }
+                Err(err) => save_failed(response, &err),
+            }
+        }
+    }
+}
+
+/// The record `cycle_id()` moves: the one stored under `id` now, with this request's changes
+/// applied as a save would apply them; `None` when the session is gone. A change that no
+/// longer fits (the slot was replaced meanwhile) is an error, as it is for a save.
+async fn current_record(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    changes: &crate::record::Changeset,
+) -> Result<Option<Record>, StoreError> {
+    let Some(stored) = store.load(&id.key()).await? else {
+        return Ok(None);
+    };
+    let mut record = stored.record;
+    record.apply(changes)?;
+    Ok(Some(record))
+}
+
+/// Files a new session under a fresh id and sets the cookie; whether it worked.
+#[allow(clippy::too_many_arguments)]
+async fn create<B: Default>(
+    store: &dyn SessionStore,
+    config: &Config,
+    response: &mut Response<B>,
+    record: &Record,
+    deadline: Deadline,
+    expiry: &Expiry,
+    now: std::time::SystemTime,
+    mut id: Option<SessionId>,
+) -> bool {
+    for _ in 0..CREATE_ATTEMPTS {
+        let fresh = match id.take().map_or_else(SessionId::generate, Ok) {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                tracing::error!(target: "sessions", error = %err, "no session id");
+                fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
+                return false;
+            }
+        };
+        match store.create(&fresh.key(), record, deadline).await {
+            Ok(()) => {
+                set_id(config, response, &fresh, expiry, deadline, now);
+                return true;
+            }
+            Err(StoreError::Collision) => {
+                tracing::warn!(target: "sessions", "session id collision; drawing another");
+            }
+            Err(err) => {
+                save_failed(response, &err);
+                return false;
+            }
+        }
+    }
+    fail(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "session ids keep colliding: the random source is broken",
+    );
+    false
+}
+
+async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B>) {
+    let config = &session.config;
+    if let (Backend::Store(store), Incoming::Id(id)) = (&config.backend, &session.incoming)
+        && let Err(err) = store.delete(&id.key()).await
+    {
+        tracing::error!(target: "sessions", error = %err, "session not destroyed");
+        fail(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session not destroyed",
+        );
+        return;
+    }
+    if !matches!(session.incoming, Incoming::Nothing) {
+        clear_cookie(config, response);
+    }
+}
+
+fn save_failed<B: Default>(response: &mut Response<B>, err: &StoreError) {
+    let status = match err {
+        StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    tracing::error!(target: "sessions", error = %err, "session not saved; the response becomes a {}", status.as_u16());
+    fail(response, status, "session not saved");
+}
+
+/// Replaces the response with an error: the handler's work was not saved, so it must not
+/// look successful. `message` is fixed text for the client, never a backend's error (that
+/// goes to the log).
+fn fail<B: Default>(response: &mut Response<B>, status: StatusCode, message: &'static str) {
+    let mut failed = Response::new(B::default());
+    *failed.status_mut() = status;
+    failed.headers_mut().insert(
+        HeaderName::from_static("x-session-error"),
+        HeaderValue::from_static(message),
+    );
+    *response = failed;
+}
+
+fn set_id<B>(
+    config: &Config,
+    response: &mut Response<B>,
+    id: &SessionId,
+    expiry: &Expiry,
+    deadline: Deadline,
+    now: std::time::SystemTime,
+) {
+    set_cookie(config, response, id.expose(), expiry, deadline, now);
+}
+
+fn set_cookie<B>(
+    config: &Config,
+    response: &mut Response<B>,
+    value: &str,
+    expiry: &Expiry,
+    deadline: Deadline,
+    now: std::time::SystemTime,
+) {
+    let headers = response.headers_mut();
+    match &config.transport {
+        Transport::Header(name) => {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name.clone(), value);
+            }
+        }
+        Transport::Cookie => {
+            let max_age = (!expiry.is_browser_session())
+                .then(|| deadline.remaining(now).max(Duration::from_secs(1)));
+            headers.append(header::SET_COOKIE, config.cookie.set_cookie(value, max_age));
+        }
+    }
+    no_store(headers);
+}
+
+fn clear_cookie<B>(config: &Config, response: &mut Response<B>) {
+    let headers = response.headers_mut();
+    match &config.transport {
+        Transport::Header(name) => {
+            headers.insert(name.clone(), HeaderValue::from_static(""));
+        }
+        Transport::Cookie => {
+            headers.append(header::SET_COOKIE, config.cookie.removal());
+        }
+    }
+    no_store(headers);
+}
+
+/// Responses that carry a session token must not be cached by shared caches.
+fn no_store(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
