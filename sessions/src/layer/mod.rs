@@ -94,7 +94,8 @@ pub(crate) struct Config {
 /// ```
 /// use sessions::prelude::*;
 /// use sessions::{CookieConfig, Expiry, MemoryStore};
-/// ///
+/// use std::time::Duration;
+///
 /// #[derive(Session, Default)]
 /// struct Cart { items: Vec<String> }
 ///
@@ -225,7 +226,8 @@ impl SessionLayer {
     ///
     /// ```
     /// use std::convert::Infallible;
-    ///     /// use http::{Request, Response, header::SET_COOKIE};
+    /// use std::time::Duration;
+    /// use http::{Request, Response, header::SET_COOKIE};
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
     /// use sessions::Expiry;
@@ -281,7 +283,8 @@ impl SessionLayer {
     ///
     /// ```
     /// use std::convert::Infallible;
-    ///     /// use http::{Request, Response, header::SET_COOKIE};
+    /// use std::time::Duration;
+    /// use http::{Request, Response, header::SET_COOKIE};
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
     /// use sessions::{Clock, Expiry, ManualClock, SessionId};
