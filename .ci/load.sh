@@ -18,13 +18,13 @@ done
 
 printf '\n%s sessions, %s connections, %s wrk threads, %s s per store, %s%% reads; %s CPU(s) shared by the app and wrk\n' \
   "${LOAD_SESSIONS:-10000}" "${LOAD_CONNECTIONS:-64}" "${LOAD_THREADS:-2}" "$seconds" "${READ_PERCENT:-70}" "$(nproc)"
-printf '| %-8s | %8s | %8s | %8s | %11s | %13s | %-38s | %-8s | %-10s |\n' \
-  store 'req/s' 'p50 ms' 'p99 ms' 'non-2xx/3xx' 'socket errors' 'RSS kB: start / half-way / end (max)' 'carts' 'log W/E'
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ---------: ---------: ---------: -------------: \
-  ---------------: ---------------------------------------- ---------- ------------
-while IFS='|' read -r store rps p50 p99 non2xx sockerr rss0 rss_mid rss_end rss_max carts logerr; do
-  printf '| %-8s | %8s | %8s | %8s | %11s | %13s | %-38s | %-8s | %10s |\n' "$store" "$rps" "$p50" "$p99" \
-    "$non2xx" "$sockerr" "$rss0 / $rss_mid / $rss_end ($rss_max)" "$carts" "$logerr"
+printf '| %-8s | %7s | %7s | %7s | %11s | %13s | %-36s | %7s | %-6s | %7s |\n' \
+  store 'req/s' 'p50 ms' 'p99 ms' 'non-2xx/3xx' 'socket errors' 'RSS kB: start / half-way / end (max)' 'app CPU' 'carts' 'log W/E'
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------- --------: --------: --------: -------------: \
+  ---------------: -------------------------------------- --------: -------- ---------:
+while IFS='|' read -r store rps p50 p99 non2xx sockerr rss0 rss_mid rss_end rss_max cpu carts logerr; do
+  printf '| %-8s | %7s | %7s | %7s | %11s | %13s | %-36s | %6s%% | %-6s | %7s |\n' "$store" "$rps" "$p50" "$p99" \
+    "$non2xx" "$sockerr" "$rss0 / $rss_mid / $rss_end ($rss_max)" "$cpu" "$carts" "$logerr"
 done <"$summary"
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "load: errors with: ${failed[*]}"

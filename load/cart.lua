@@ -1,7 +1,7 @@
 -- wrk script for the cart app's JSON API: mixed reads and writes over pre-created sessions.
 --
 --   LOAD_RESULT=result.txt LOAD_STATE=state.txt \
---     wrk -t T -c C -d 60s --latency -s load/cart.lua http://127.0.0.1:PORT -- T SESSIONS
+--     wrk -t T -c C -d 60s --latency -s load/cart.lua http://127.0.0.1:PORT -- T SESSIONS 60
 --
 -- SESSIONS: "<cookie value> <sku>" per line (load/sessions.py create), one session per line, each
 -- holding one line of that sku. Thread i (0-based) owns lines i+1, i+1+T, ...: its own slice, so
@@ -15,6 +15,8 @@
 --   the rest                         POST /api/cart/items {"sku":..}  (a sku not in the cart)
 --                                    or DELETE /api/cart/items/{sku} (a sku in the cart),
 --                                    keeping 1 to 3 lines per cart
+-- In the last 3 seconds of the run (the last argument: the run's length) only reads are sent,
+-- so no write is in flight when wrk stops and every cart's content is known exactly.
 -- Any answer but 200 is then an app error. response() counts answers by status; done() writes
 -- the counts and wrk's figures to $LOAD_RESULT (key=value lines) and each session's expected
 -- cart to $LOAD_STATE (load/sessions.py verify reads every cart back and compares).
@@ -27,8 +29,10 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local cookies, carts, counts = {}, {}, {}
-local next_session, calls, read_percent = 0, 0, 70
+-- carts[i] is session i's skus; cart_text[i] the same joined with "," for done() (wrk's
+-- thread:get copies flat tables only: a table of tables crashes wrk 4.1)
+local cookies, carts, cart_text, counts = {}, {}, {}, {}
+local next_session, calls, read_percent, writes_until = 0, 0, 70, math.huge
 
 function init(args)
    local nthreads = tonumber(args[1])
@@ -40,6 +44,7 @@ function init(args)
          if n % nthreads == id then
             table.insert(cookies, cookie)
             table.insert(carts, { sku })
+            table.insert(cart_text, sku)
          end
          n = n + 1
       end
@@ -47,9 +52,10 @@ function init(args)
    file:close()
    assert(#cookies > 0, "no sessions for thread " .. id)
    read_percent = tonumber(os.getenv("READ_PERCENT") or "70")
+   if args[3] then writes_until = os.time() + tonumber(args[3]) - 3 end
    math.randomseed(os.time() + id * 7919)
    -- exported to done() through thread:get
-   sessions_cookies, sessions_carts, status_counts = cookies, carts, counts
+   sessions_cookies, sessions_carts, status_counts = cookies, cart_text, counts
 end
 
 local function has(cart, sku)
@@ -66,7 +72,7 @@ function request()
    local headers = { ["Cookie"] = "session=" .. cookie }
    -- wrk calls request() once at start-up to check the script and throws that request away:
    -- the first call of every thread is a read, so it changes no cart.
-   if calls == 1 or math.random(100) <= read_percent then
+   if calls == 1 or math.random(100) <= read_percent or os.time() >= writes_until then
       return wrk.format("GET", "/api/cart", headers)
    end
    local add = #cart == 0 or (#cart < 3 and math.random(2) == 1)
@@ -74,11 +80,13 @@ function request()
       local sku
       repeat sku = CATALOGUE[math.random(#CATALOGUE)] until not has(cart, sku)
       table.insert(cart, sku)
+      cart_text[next_session] = table.concat(cart, ",")
       headers["Content-Type"] = "application/json"
       return wrk.format("POST", "/api/cart/items", headers, '{"sku":"' .. sku .. '","qty":1}')
    end
    local i = math.random(#cart)
    local sku = table.remove(cart, i)
+   cart_text[next_session] = table.concat(cart, ",")
    return wrk.format("DELETE", "/api/cart/items/" .. sku, headers)
 end
 
@@ -96,7 +104,7 @@ function done(summary, latency, requests)
       end
       local cs, carts_ = thread:get("sessions_cookies"), thread:get("sessions_carts")
       for i, cookie in ipairs(cs) do
-         state:write(cookie, " ", table.concat(carts_[i], ","), "\n")
+         state:write(cookie, " ", carts_[i], "\n")
       end
    end
    state:close()

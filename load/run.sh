@@ -15,9 +15,10 @@
 #                checked to be back where it was;
 # 2. creates $LOAD_SESSIONS (10000) sessions through the API (load/sessions.py create);
 # 3. runs wrk -t $LOAD_THREADS (2) -c $LOAD_CONNECTIONS (64) --latency --timeout 2s for SECONDS,
-#    READ_PERCENT (70) % GET /api/cart, the rest add/remove an item (see load/cart.lua), while
-#    sampling the app's VmRSS every 2 s;
-# 4. reads every cart back (load/sessions.py verify), checks the app's log for errors, cleans up.
+#    READ_PERCENT (70) % GET /api/cart, the rest add/remove an item (see load/cart.lua; reads
+#    only in the last 3 s), while sampling the app's VmRSS every 2 s;
+# 4. reads every cart back and checks each is exactly what the script wrote (load/sessions.py
+#    verify), checks the app's log for WARN/ERROR lines, cleans up.
 #
 # Prints the figures and appends one line to $LOAD_SUMMARY if set (for .ci/load.sh). Exits 1
 # when any answer was not 200, any socket error or timeout happened, or a cart was lost.
@@ -93,6 +94,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$url" ] || { echo "load: the app did not start" >&2; cat "$dir/app.err" >&2; exit 1; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$app_pid/status"; }
+# the app's CPU time (user + system) in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$app_pid/stat"; }
 rss_launch="$(rss)"
 echo "== $store: app pid $app_pid at $url ($(sed -n 's/^sessions: //p' "$dir/app.out")), RSS ${rss_launch} kB"
 
@@ -109,11 +112,13 @@ rss_ready="$(rss)"
 ) >"$dir/rss.txt" &
 sampler_pid=$!
 
-echo "== wrk -t$threads -c$connections -d${seconds}s --latency --timeout 2s -s load/cart.lua $url -- $threads <sessions file>  (READ_PERCENT=$READ_PERCENT)"
+cpu_before="$(cpu_ticks)"
+echo "== wrk -t$threads -c$connections -d${seconds}s --latency --timeout 2s -s load/cart.lua $url -- $threads <sessions file> $seconds  (READ_PERCENT=$READ_PERCENT)"
 LOAD_RESULT="$dir/result.txt" LOAD_STATE="$dir/state.txt" \
   wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency --timeout 2s \
-  -s load/cart.lua "$url" -- "$threads" "$dir/sessions.txt" | tee "$dir/wrk.txt"
+  -s load/cart.lua "$url" -- "$threads" "$dir/sessions.txt" "$seconds" | tee "$dir/wrk.txt"
 rss_end="$(rss)"
+app_cpu="$(awk -v a="$cpu_before" -v b="$(cpu_ticks)" -v hz="$(getconf CLK_TCK)" -v s="$seconds" 'BEGIN {printf "%.0f", (b - a) / hz / s * 100}')"
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
@@ -125,7 +130,8 @@ rss_max="$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$dir/rss.txt")"
 echo "== RSS samples (s kB): $(tr '\n' ' ' <"$dir/rss.txt")"
 
 verify_status=0
-python3 load/sessions.py verify "$url" "$dir/sessions.txt" "$dir/state.txt" "$connections" || verify_status=1
+# writes stop 3 s before the end (cart.lua), so every cart must be exactly as the script expects
+python3 load/sessions.py verify "$url" "$dir/sessions.txt" "$dir/state.txt" 0 || verify_status=1
 log_errors="$(grep -cE ' (ERROR|WARN) ' "$dir/app.err" || true)"
 if [ "$log_errors" != 0 ]; then
   echo "== app log: $log_errors WARN/ERROR lines, first ones:"
@@ -133,13 +139,13 @@ if [ "$log_errors" != 0 ]; then
 fi
 
 non2xx="$(get non_2xx_3xx)" non200="$(get non_200)" sockerr="$(get socket_errors)"
-printf '== %s: %s req/s (%s requests in %s s), p50 %s ms, p99 %s ms, max %s ms; non-2xx/3xx %s, non-200 %s (%s), socket errors %s (%s); RSS kB: launch %s, %s sessions %s, +%ss %s, end %s, max %s\n' \
+printf '== %s: %s req/s (%s requests in %s s), p50 %s ms, p99 %s ms, max %s ms; non-2xx/3xx %s, non-200 %s (%s), socket errors %s (%s); RSS kB: launch %s, %s sessions %s, +%ss %s, end %s, max %s; app CPU %s%% of one core\n' \
   "$store" "$(get rps)" "$(get requests)" "$(get seconds)" "$(get p50_ms)" "$(get p99_ms)" "$(get max_ms)" \
   "$non2xx" "$non200" "$(get statuses)" "$sockerr" "$(get socket_errors_detail)" \
-  "$rss_launch" "$sessions" "$rss_ready" $((seconds / 2)) "$rss_mid" "$rss_end" "$rss_max"
+  "$rss_launch" "$sessions" "$rss_ready" $((seconds / 2)) "$rss_mid" "$rss_end" "$rss_max" "$app_cpu"
 if [ -n "${LOAD_SUMMARY:-}" ]; then
-  printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$store" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" \
-    "$non2xx" "$sockerr" "$rss_ready" "$rss_mid" "$rss_end" "$rss_max" \
+  printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$store" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" \
+    "$non2xx" "$sockerr" "$rss_ready" "$rss_mid" "$rss_end" "$rss_max" "$app_cpu" \
     "$([ "$verify_status" = 0 ] && echo ok || echo FAILED)" "$log_errors" >>"$LOAD_SUMMARY"
 fi
 [ "$non2xx" = 0 ] && [ "$non200" = 0 ] && [ "$sockerr" = 0 ] && [ "$verify_status" = 0 ]

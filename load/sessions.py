@@ -89,6 +89,7 @@ def verify(path, state_path):
             cookie, _, skus = line.rstrip("\n").partition(" ")
             expected[cookie] = sorted(s for s in skus.split(",") if s)
     cookies = [line.split()[0] for line in open(path) if line.strip()]
+    examples = []
 
     def work(conn, cookie):
         conn.request("GET", "/api/cart", headers={"Cookie": f"session={cookie}"})
@@ -100,6 +101,8 @@ def verify(path, state_path):
             return "a new session cookie"
         skus = sorted(line["sku"] for line in json.loads(body)["lines"])
         if cookie in expected and skus != expected[cookie]:
+            if len(examples) < 3:
+                examples.append(f"expected {','.join(expected[cookie])}, got {','.join(skus)}")
             return "cart differs"
         return None
 
@@ -110,6 +113,8 @@ def verify(path, state_path):
             problems[result] = problems.get(result, 0) + 1
     summary = ", ".join(f"{n} {what}" for what, n in sorted(problems.items())) or "all as expected"
     print(f"verify: {len(cookies)} sessions read back: {summary}")
+    for example in examples:
+        print(f"  e.g. {example}")
     # a write in flight when wrk stopped may or may not have been applied: at most one per
     # connection may differ from wrk's view; anything else is a failure
     return sum(n for what, n in problems.items() if what != "cart differs"), problems.get("cart differs", 0)
