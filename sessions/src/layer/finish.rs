@@ -1,6 +1,6 @@
 //! After the handler: save what changed, set or clear the cookie, refresh the expiry.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 
@@ -83,6 +83,12 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
     let deadline = expiry.deadline(created_at, now);
     let refresh_due = stored_deadline.is_some_and(|d| expiry.refresh_due(&d, now));
     let server_error = response.status().is_server_error();
+    let out = Outgoing {
+        config,
+        expiry,
+        deadline,
+        now,
+    };
 
     match &config.backend {
         Backend::Cookie(cookies) => {
@@ -90,10 +96,13 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
             if server_error || !(changed || (exists && (needs_reseal || refresh_due))) {
                 return;
             }
-            let deadline = if changed || refresh_due {
-                deadline
-            } else {
-                stored_deadline.unwrap_or(deadline)
+            let out = Outgoing {
+                deadline: if changed || refresh_due {
+                    deadline
+                } else {
+                    stored_deadline.unwrap_or(deadline)
+                },
+                ..out
             };
             if record.is_empty() {
                 clear_cookie(config, response);
@@ -102,10 +111,10 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
             match cookies.seal(
                 config.cookie.cookie_name(),
                 &record,
-                deadline,
+                out.deadline,
                 config.format,
             ) {
-                Ok(token) => set_cookie(config, response, &token, &expiry, deadline, now),
+                Ok(token) => out.set_cookie(response, &token),
                 Err(err) => {
                     tracing::error!(target: "sessions", error = %err, "session cookie not set; the response becomes a 500");
                     fail(
@@ -121,17 +130,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 if changes.is_empty() || server_error || record.is_empty() {
                     return;
                 }
-                create(
-                    store.as_ref(),
-                    config,
-                    response,
-                    &record,
-                    deadline,
-                    &expiry,
-                    now,
-                    None,
-                )
-                .await;
+                out.create(store.as_ref(), response, &record, None).await;
                 return;
             };
             if action == Action::Cycle && !server_error {
@@ -158,17 +157,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                     record
                 };
                 if exists || !record.is_empty() {
-                    let created = create(
-                        store.as_ref(),
-                        config,
-                        response,
-                        &record,
-                        deadline,
-                        &expiry,
-                        now,
-                        new_id,
-                    )
-                    .await;
+                    let created = out.create(store.as_ref(), response, &record, new_id).await;
                     if created
                         && exists
                         && let Err(err) = store.delete(&old_id.key()).await
@@ -188,17 +177,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
             }
             if !exists {
                 if !changes.is_empty() && !record.is_empty() {
-                    create(
-                        store.as_ref(),
-                        config,
-                        response,
-                        &record,
-                        deadline,
-                        &expiry,
-                        now,
-                        None,
-                    )
-                    .await;
+                    out.create(store.as_ref(), response, &record, None).await;
                 }
                 return;
             }
@@ -208,7 +187,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                     // it, or the browser drops a session the server still keeps alive.
                     let moved = stored_deadline.is_none_or(|d| d.expires_at != deadline.expires_at);
                     if refresh_due || (moved && !expiry.is_browser_session()) {
-                        set_id(config, response, old_id, &expiry, deadline, now);
+                        out.set_cookie(response, old_id.expose());
                     }
                 }
                 Ok(SaveOutcome::Missing) => {
@@ -240,47 +219,77 @@ async fn current_record(
     Ok(Some(record))
 }
 
-/// Files a new session under a fresh id and sets the cookie; whether it worked.
-#[allow(clippy::too_many_arguments)]
-async fn create<B: Default>(
-    store: &dyn SessionStore,
-    config: &Config,
-    response: &mut Response<B>,
-    record: &Record,
+/// What a response that hands out the session needs: where it goes, and until when.
+struct Outgoing<'a> {
+    config: &'a Config,
+    expiry: Expiry,
     deadline: Deadline,
-    expiry: &Expiry,
-    now: std::time::SystemTime,
-    mut id: Option<SessionId>,
-) -> bool {
-    for _ in 0..CREATE_ATTEMPTS {
-        let fresh = match id.take().map_or_else(SessionId::generate, Ok) {
-            Ok(fresh) => fresh,
-            Err(err) => {
-                tracing::error!(target: "sessions", error = %err, "no session id");
-                fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
-                return false;
-            }
-        };
-        match store.create(&fresh.key(), record, deadline).await {
-            Ok(()) => {
-                set_id(config, response, &fresh, expiry, deadline, now);
-                return true;
-            }
-            Err(StoreError::Collision) => {
-                tracing::warn!(target: "sessions", "session id collision; drawing another");
-            }
-            Err(err) => {
-                save_failed(response, &err);
-                return false;
+    now: SystemTime,
+}
+
+impl Outgoing<'_> {
+    /// Files a new session under a fresh id (or `id`) and sets the cookie; whether it worked.
+    async fn create<B: Default>(
+        &self,
+        store: &dyn SessionStore,
+        response: &mut Response<B>,
+        record: &Record,
+        mut id: Option<SessionId>,
+    ) -> bool {
+        for _ in 0..CREATE_ATTEMPTS {
+            let fresh = match id.take().map_or_else(SessionId::generate, Ok) {
+                Ok(fresh) => fresh,
+                Err(err) => {
+                    tracing::error!(target: "sessions", error = %err, "no session id");
+                    fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
+                    return false;
+                }
+            };
+            match store.create(&fresh.key(), record, self.deadline).await {
+                Ok(()) => {
+                    self.set_cookie(response, fresh.expose());
+                    return true;
+                }
+                Err(StoreError::Collision) => {
+                    tracing::warn!(target: "sessions", "session id collision; drawing another");
+                }
+                Err(err) => {
+                    save_failed(response, &err);
+                    return false;
+                }
             }
         }
+        fail(
+            response,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "session ids keep colliding: the random source is broken",
+        );
+        false
     }
-    fail(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "session ids keep colliding: the random source is broken",
-    );
-    false
+
+    /// Sets the cookie (or header) to `value`, with a `Max-Age` that follows the deadline.
+    fn set_cookie<B>(&self, response: &mut Response<B>, value: &str) {
+        let headers = response.headers_mut();
+        match &self.config.transport {
+            Transport::Header(name) => {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.insert(name.clone(), value);
+                }
+            }
+            Transport::Cookie => {
+                let max_age = (!self.expiry.is_browser_session()).then(|| {
+                    self.deadline
+                        .remaining(self.now)
+                        .max(Duration::from_secs(1))
+                });
+                headers.append(
+                    header::SET_COOKIE,
+                    self.config.cookie.set_cookie(value, max_age),
+                );
+            }
+        }
+        no_store(headers);
+    }
 }
 
 async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B>) {
@@ -321,41 +330,6 @@ fn fail<B: Default>(response: &mut Response<B>, status: StatusCode, message: &'s
         HeaderValue::from_static(message),
     );
     *response = failed;
-}
-
-fn set_id<B>(
-    config: &Config,
-    response: &mut Response<B>,
-    id: &SessionId,
-    expiry: &Expiry,
-    deadline: Deadline,
-    now: std::time::SystemTime,
-) {
-    set_cookie(config, response, id.expose(), expiry, deadline, now);
-}
-
-fn set_cookie<B>(
-    config: &Config,
-    response: &mut Response<B>,
-    value: &str,
-    expiry: &Expiry,
-    deadline: Deadline,
-    now: std::time::SystemTime,
-) {
-    let headers = response.headers_mut();
-    match &config.transport {
-        Transport::Header(name) => {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(name.clone(), value);
-            }
-        }
-        Transport::Cookie => {
-            let max_age = (!expiry.is_browser_session())
-                .then(|| deadline.remaining(now).max(Duration::from_secs(1)));
-            headers.append(header::SET_COOKIE, config.cookie.set_cookie(value, max_age));
-        }
-    }
-    no_store(headers);
 }
 
 fn clear_cookie<B>(config: &Config, response: &mut Response<B>) {
