@@ -92,6 +92,21 @@ async fn must_load<S: SessionStore>(store: &S, key: &SessionKey, what: &str) -> 
     }
 }
 
+/// Whether nothing loads under `key`.
+async fn is_absent<S: SessionStore>(store: &S, key: &SessionKey) -> bool {
+    match store.load(key).await {
+        Ok(stored) => stored.is_none(),
+        Err(err) => panic!("conformance: load failed: {err}"),
+    }
+}
+
+/// Deletes `key`, which must work.
+async fn must_delete<S: SessionStore>(store: &S, key: &SessionKey) {
+    if let Err(err) = store.delete(key).await {
+        panic!("conformance: delete failed: {err}");
+    }
+}
+
 fn field<'a>(record: &'a Record, slot: &str, field: &str) -> Option<&'a [u8]> {
     record.slot(slot)?.field(field).map(|b| &b[..])
 }
@@ -118,10 +133,7 @@ pub async fn collision<S: SessionStore>(store: &S, now: std::time::SystemTime) {
         Some(&b"1"[..]),
         "conformance: collision: create overwrote a session"
     );
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
 }
 
 /// `save` only updates: saving to an absent session writes nothing and says `Missing`.
@@ -140,11 +152,7 @@ pub async fn update_only<S: SessionStore>(store: &S, now: std::time::SystemTime)
         "conformance: update-only: a save to an absent session did not say Missing"
     );
     assert!(
-        store
-            .load(&key)
-            .await
-            .expect("conformance: load failed")
-            .is_none(),
+        is_absent(store, &key).await,
         "conformance: update-only: a save re-created an absent session"
     );
 
@@ -157,10 +165,7 @@ pub async fn update_only<S: SessionStore>(store: &S, now: std::time::SystemTime)
         )
         .await
         .expect("conformance: create failed");
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
     let changes = field_change("cart", vec![("n".into(), Bytes::from_static(b"2"))]);
     let outcome = store
         .save(&key, &changes, deadline(now))
@@ -172,11 +177,7 @@ pub async fn update_only<S: SessionStore>(store: &S, now: std::time::SystemTime)
         "conformance: update-only: a save after delete did not say Missing"
     );
     assert!(
-        store
-            .load(&key)
-            .await
-            .expect("conformance: load failed")
-            .is_none(),
+        is_absent(store, &key).await,
         "conformance: update-only: a save after delete brought the session back"
     );
 }
@@ -282,10 +283,7 @@ pub async fn delta_merge<S: SessionStore>(store: &S, now: std::time::SystemTime)
         r,
         "conformance: delta merge: an empty save changed the record"
     );
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
 }
 
 /// An expired session is absent: `load` says `None`, `save` says `Missing`, and `create`
@@ -302,11 +300,7 @@ pub async fn expiry<S: SessionStore>(store: &S, now: std::time::SystemTime) {
         .await
         .expect("conformance: create failed");
     assert!(
-        store
-            .load(&key)
-            .await
-            .expect("conformance: load failed")
-            .is_none(),
+        is_absent(store, &key).await,
         "conformance: expiry: an expired session loaded"
     );
     let changes = field_change("cart", vec![("n".into(), Bytes::from_static(b"2"))]);
@@ -331,17 +325,10 @@ pub async fn expiry<S: SessionStore>(store: &S, now: std::time::SystemTime) {
         .expect("conformance: save failed");
     assert_eq!(outcome, SaveOutcome::Saved);
     assert!(
-        store
-            .load(&key)
-            .await
-            .expect("conformance: load failed")
-            .is_none(),
+        is_absent(store, &key).await,
         "conformance: expiry: a session saved with a past deadline still loads"
     );
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
 }
 
 /// `delete` removes the session, and deleting an absent one is fine.
@@ -355,16 +342,9 @@ pub async fn delete<S: SessionStore>(store: &S, now: std::time::SystemTime) {
         )
         .await
         .expect("conformance: create failed");
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
     assert!(
-        store
-            .load(&key)
-            .await
-            .expect("conformance: load failed")
-            .is_none(),
+        is_absent(store, &key).await,
         "conformance: delete: the session still loads"
     );
     store
@@ -403,10 +383,7 @@ pub async fn field_update_conflict<S: SessionStore>(store: &S, now: std::time::S
         Some(&b"1"[..]),
         "conformance: a refused field update was written"
     );
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
 }
 
 /// [`WRITERS`] concurrent writers, each saving its own field of one session
@@ -453,8 +430,5 @@ pub async fn concurrent_distinct_fields<S: SessionStore + Clone>(
         survived, WRITERS,
         "conformance: concurrent distinct fields: only {survived} of {WRITERS} writers' last writes survived"
     );
-    store
-        .delete(&key)
-        .await
-        .expect("conformance: delete failed");
+    must_delete(store, &key).await;
 }
