@@ -155,6 +155,34 @@ pub enum ApplyError {
         /// The stored format tag.
         stored_format: u8,
     },
+    /// Optimistic concurrency: the slot changed since the request loaded it.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+}
+
+/// Optimistic concurrency (see `SessionLayer::optimistic_concurrency`): another request saved
+/// a change to this slot after this request loaded it, so this request's change was refused and
+/// nothing of its save was written. Reload and try again, or give up.
+///
+/// ```
+/// use sessions::Conflict;
+/// let conflict = Conflict { slot: "cart".into(), expected: 3, stored: 4 };
+/// assert_eq!(
+///     conflict.to_string(),
+///     "session slot `cart` was changed by another request (stored revision 4, this request loaded 3)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "session slot `{slot}` was changed by another request (stored revision {stored}, this request loaded {expected})"
+)]
+pub struct Conflict {
+    /// The slot's key.
+    pub slot: String,
+    /// The revision the request loaded (0: the slot was not stored).
+    pub expected: u64,
+    /// The revision stored now (0: the slot is no longer stored).
+    pub stored: u64,
 }
 
 /// A session type could not be registered.

@@ -15,6 +15,8 @@ use crate::schema::Session;
 use crate::store::StoreError;
 use crate::typed::{SlotSink, Typed};
 
+pub(crate) use crate::rejection::SessionRejection;
+
 /// What the request carried.
 pub(crate) enum Incoming {
     /// No session cookie or header (or one that was malformed: already logged).
@@ -54,6 +56,8 @@ pub(crate) struct Pending {
     pub(crate) new_id: Option<SessionId>,
     /// The expiry policy of this session, when the handler set one.
     pub(crate) expiry: Option<Expiry>,
+    /// Whether the handler saved through [`SessionHandle::save`] (the deadline moved).
+    pub(crate) saved_in_handler: bool,
     /// A change that could not be encoded: the request must fail rather than lose it.
     pub(crate) encode_error: Option<EncodeError>,
 }
@@ -78,6 +82,7 @@ impl RequestSession {
                 action: Action::Keep,
                 new_id: None,
                 expiry: None,
+                saved_in_handler: false,
                 encode_error: None,
             }),
         }
@@ -225,6 +230,12 @@ impl SlotSink for RequestSession {
         match changes {
             Ok(None) => {}
             Ok(Some(change)) => {
+                if self.config.optimistic && !pending.changes.expects(slot) {
+                    // The revision this request's change was made against: the loaded one
+                    // (the in-request copy moves on as changes are applied to it below).
+                    let revision = pending.record.revision_of(slot);
+                    pending.changes.expect(slot, revision);
+                }
                 if let Err(err) = pending
                     .record
                     .apply(&std::iter::once(change.clone()).collect())
@@ -409,6 +420,136 @@ impl SessionHandle {
         }
     }
 
+    /// Saves the changes made so far now, inside the handler, rather than after it; with
+    /// [optimistic concurrency](crate::SessionLayer::optimistic_concurrency) this is how a
+    /// handler learns of a [`Conflict`](crate::Conflict) and retries. A `Typed` value hands its
+    /// changes over when it is dropped: let it go out of scope first.
+    ///
+    /// Nothing is written now for a session that is not stored yet, is being cycled or
+    /// destroyed, or lives in a `CookieStore`: the layer writes those after the handler, and
+    /// none of them can conflict. A session that a logout ended meanwhile stays ended and the
+    /// changes are dropped, as after the handler.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::SessionRejection;
+    ///
+    /// #[derive(Session, Default)]
+    /// struct Stock { left: u32 }
+    ///
+    /// async fn take_one(session: SessionHandle) -> Result<String, SessionRejection> {
+    ///     loop {
+    ///         {
+    ///             let mut stock = session.get_or_default::<Stock>().await?;
+    ///             if *stock.left() == 0 {
+    ///                 return Ok("sold out".into());
+    ///             }
+    ///             *stock.left_mut() -= 1;
+    ///         } // dropped: its change is handed over
+    ///         match session.save().await {
+    ///             Ok(()) => return Ok("yours".into()),
+    ///             Err(SessionRejection::Conflict(_)) => session.reload().await?,
+    ///             Err(other) => return Err(other),
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = take_one;
+    /// ```
+    pub async fn save(&self) -> Result<(), SessionRejection> {
+        let session = &self.0;
+        let loaded = session
+            .load()
+            .await
+            .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
+        let (Backend::Store(store), Incoming::Id(id)) =
+            (&session.config.backend, &session.incoming)
+        else {
+            return Ok(());
+        };
+        let (changes, deadline) = {
+            let mut pending = session.pending();
+            if !loaded.exists || pending.action != Action::Keep || pending.changes.is_empty() {
+                return Ok(());
+            }
+            if let Some(err) = pending.encode_error.take() {
+                return Err(SessionRejection::Unsaved {
+                    message: err.to_string(),
+                });
+            }
+            let now = session.config.clock.now();
+            let created_at = loaded.deadline.map_or(now, |d| d.created_at);
+            let deadline = session.expiry(&pending).deadline(created_at, now);
+            (std::mem::take(&mut pending.changes), deadline)
+        };
+        match store.save(&id.key(), &changes, deadline).await {
+            Ok(outcome) => {
+                let mut pending = session.pending();
+                pending.saved_in_handler = true;
+                if outcome == crate::store::SaveOutcome::Missing {
+                    tracing::info!(
+                        target: "sessions",
+                        session_key = %id.key(),
+                        "session ended while the request ran (logout or expiry); its changes are dropped"
+                    );
+                }
+                // The store moved each saved slot one revision on from the expected one.
+                for (slot, expected) in changes.expected() {
+                    pending.record.set_revision(slot, expected + 1);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let mut pending = session.pending();
+                // Kept, so that the layer does not report success for a change not saved.
+                let later = std::mem::replace(&mut pending.changes, changes);
+                pending.changes.extend(later);
+                match err {
+                    StoreError::Conflict(conflict) => Err(SessionRejection::Conflict(conflict)),
+                    err => Err(SessionRejection::store("SessionHandle", &err)),
+                }
+            }
+        }
+    }
+
+    /// Forgets the changes not saved yet and reads the session again from the store: after a
+    /// [`Conflict`](crate::Conflict), to redo the change on what another request saved. Drop
+    /// every `Typed` value first; extract them again afterwards.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// async fn handler(session: SessionHandle) -> Result<(), sessions::SessionRejection> {
+    ///     session.get_or_default::<Cart>().await?.set_n(5);
+    ///     session.reload().await?; // the change above is forgotten
+    ///     assert!(!session.get_or_default::<Cart>().await?.is_dirty());
+    ///     Ok(())
+    /// }
+    /// # let _ = handler;
+    /// ```
+    pub async fn reload(&self) -> Result<(), SessionRejection> {
+        let session = &self.0;
+        session
+            .load()
+            .await
+            .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
+        let (_, record) = session
+            .fetch()
+            .await
+            .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
+        let mut pending = session.pending();
+        pending.record = record;
+        pending.changes = Changeset::new();
+        pending.encode_error = None;
+        if let Some(expiry) = pending.expiry {
+            // set_expiry() is a choice of the request, not data another request could change.
+            if let Some(change) = crate::layer::expiry_slot(&expiry, session.config.format) {
+                pending.record.insert(change.clone());
+                pending.changes.push(SlotChange::Put(change));
+            }
+        }
+        Ok(())
+    }
+
     /// When the stored session ends (`None` for a session not stored yet).
     pub async fn deadline(&self) -> Result<Option<Deadline>, SessionRejection> {
         let loaded = self
@@ -480,113 +621,5 @@ impl SessionHandle {
 impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHandle").finish_non_exhaustive()
-    }
-}
-
-/// Why a handler could not get its session: the response says what is wrong and names the type.
-///
-/// With the `axum` feature it implements `IntoResponse`; [`status`](SessionRejection::status)
-/// and `Display` serve any other stack.
-///
-/// ```
-/// use sessions::SessionRejection;
-/// let rejection = SessionRejection::LayerMissing { type_name: "Cart" };
-/// assert_eq!(rejection.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-/// assert!(rejection.to_string().contains("SessionLayer"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// No `SessionLayer` wraps this handler.
-    #[error(
-        "`{type_name}` needs a session, but no `SessionLayer` wraps this route; add `.layer(SessionLayer::new(store).register::<..>())` to the router"
-    )]
-    LayerMissing {
-        /// The type the handler asked for.
-        type_name: &'static str,
-    },
-    /// The type was not registered with the layer.
-    #[error(
-        "session type `{rust_type}` (name `{name}`) is not registered; add `.register::<{rust_type}>()` to the SessionLayer"
-    )]
-    NotRegistered {
-        /// The session type's name.
-        name: &'static str,
-        /// The Rust type.
-        rust_type: &'static str,
-    },
-    /// The store could not be reached.
-    #[error("session store unavailable while loading `{type_name}`: {message}")]
-    StoreUnavailable {
-        /// The type the handler asked for.
-        type_name: &'static str,
-        /// What the store said.
-        message: String,
-    },
-    /// The stored slot could not be decoded (e.g. written by a newer version of the app).
-    #[error("stored session data of `{type_name}` cannot be used: {source}")]
-    Decode {
-        /// The type the handler asked for.
-        type_name: &'static str,
-        /// Why.
-        #[source]
-        source: LoadError,
-    },
-}
-
-impl SessionRejection {
-    /// The HTTP status of the rejection: 503 when the store is unavailable, 500 otherwise.
-    ///
-    /// ```
-    /// use http::StatusCode;
-    /// use sessions::SessionRejection;
-    /// let down = SessionRejection::StoreUnavailable { type_name: "Cart", message: "timed out".into() };
-    /// assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
-    /// let setup = SessionRejection::NotRegistered { name: "cart", rust_type: "Cart" };
-    /// assert_eq!(setup.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    /// ```
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            SessionRejection::StoreUnavailable { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
-            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The text for the client: what is wrong and which type, without backend details (host
-    /// names, users, queries), which go to the log only.
-    ///
-    /// ```
-    /// use sessions::SessionRejection;
-    /// let rejection = SessionRejection::StoreUnavailable {
-    ///     type_name: "Cart",
-    ///     message: "connection to db.internal:5432 refused".into(),
-    /// };
-    /// assert!(!rejection.client_message().contains("db.internal"));
-    /// ```
-    pub fn client_message(&self) -> String {
-        match self {
-            SessionRejection::StoreUnavailable { type_name, .. } => {
-                format!("session store unavailable while loading `{type_name}`; try again later")
-            }
-            other => other.to_string(),
-        }
-    }
-
-    pub(crate) fn store(type_name: &'static str, err: &StoreError) -> Self {
-        SessionRejection::StoreUnavailable {
-            type_name,
-            message: err.to_string(),
-        }
-    }
-
-    pub(crate) fn from_error<T: Session>(err: SessionError) -> Self {
-        let type_name = std::any::type_name::<T>();
-        match err {
-            SessionError::Load(LoadError::NotRegistered { name, rust_type }) => {
-                SessionRejection::NotRegistered { name, rust_type }
-            }
-            SessionError::Load(source) => SessionRejection::Decode { type_name, source },
-            SessionError::Store(err) => SessionRejection::store(type_name, &err),
-        }
     }
 }

@@ -224,7 +224,9 @@ mod id;
 mod layer;
 mod record;
 mod registry;
+mod rejection;
 mod schema;
+mod slot_check;
 pub mod store;
 mod typed;
 
@@ -237,13 +239,16 @@ mod private;
 pub use codec::{CodecError, Format};
 pub use cookie::{CookieConfig, CookieConfigError, SameSite};
 pub use dirty::DirtySet;
-pub use error::{ApplyError, DecodeError, EncodeError, LoadError, RecordError, RegistryError};
+pub use error::{
+    ApplyError, Conflict, DecodeError, EncodeError, LoadError, RecordError, RegistryError,
+};
 pub use expiry::{Clock, Deadline, Expiry, ManualClock, SystemClock};
-pub use handle::{SessionHandle, SessionRejection};
+pub use handle::SessionHandle;
 pub use id::{IdError, SessionId, SessionKey};
 pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
 pub use record::{Changeset, Name, Record, Slot, SlotChange};
 pub use registry::{MigrationCount, MigrationReport, Registry, migrate_slot};
+pub use rejection::SessionRejection;
 pub use schema::{NoPrevious, Session};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::codec::Format;
 use crate::error::{ApplyError, RecordError};
+use crate::slot_check::SlotCheck;
 
 /// The name of a stored field or slot: borrowed from a session type, or owned when read from a store.
 ///
@@ -38,6 +39,11 @@ pub struct Slot {
     fields: Vec<(Name, Bytes)>,
     /// The slot's exact text in the JSON record it was read from, written back while unchanged.
     raw_json: Option<Bytes>,
+    /// How many saves changed this slot since it was first stored (0: never stored). Kept by
+    /// the stores, checked by optimistic concurrency; not part of the encoded record.
+    revision: u64,
+    /// What is known about the field bytes (see [`SlotCheck`]).
+    pub(crate) checked: SlotCheck,
 }
 
 impl Slot {
@@ -64,6 +70,8 @@ impl Slot {
             format_tag: format.tag(),
             fields,
             raw_json: None,
+            revision: 0,
+            checked: SlotCheck::default(),
         }
     }
 
@@ -88,6 +96,8 @@ impl Slot {
             format_tag,
             fields,
             raw_json: None,
+            revision: 0,
+            checked: SlotCheck::default(),
         }
     }
 
@@ -154,6 +164,32 @@ impl Slot {
         self.format_tag
     }
 
+    /// How many saves changed this slot since it was first stored; 0 for a slot that was never
+    /// stored. Stores keep it (every save that changes the slot adds one); optimistic
+    /// concurrency compares it. It is not part of the encoded record.
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let slot = Slot::new("cart", 1, Format::Json, vec![]);
+    /// assert_eq!(slot.revision(), 0);
+    /// assert_eq!(slot.with_revision(7).revision(), 7);
+    /// ```
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The slot with its revision set (stores set what they read).
+    ///
+    /// ```
+    /// use sessions::{Format, Slot};
+    /// let slot = Slot::new("cart", 1, Format::Json, vec![]).with_revision(3);
+    /// assert_eq!(slot.revision(), 3);
+    /// ```
+    pub fn with_revision(mut self, revision: u64) -> Self {
+        self.revision = revision;
+        self
+    }
+
     /// One field's encoded bytes.
     ///
     /// ```
@@ -193,15 +229,19 @@ impl Slot {
     /// ```
     pub fn set_field(&mut self, name: Name, bytes: Bytes) {
         self.raw_json = None;
-        match self.fields.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, slot)) => *slot = bytes,
+        match self.fields.iter().position(|(n, _)| *n == name) {
+            Some(index) => {
+                self.fields[index].1 = bytes;
+                self.checked.field_changed(index);
+            }
             None => self.fields.push((name, bytes)),
         }
     }
 }
 
 impl PartialEq for Slot {
-    /// Slots are equal when they store the same thing; how a record's text was laid out is ignored.
+    /// Slots are equal when they store the same thing; how a record's text was laid out and the
+    /// slot's revision are ignored.
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
             && self.type_tag == other.type_tag
@@ -220,6 +260,7 @@ impl std::fmt::Debug for Slot {
             .field("type_tag", &self.type_tag)
             .field("version", &self.version)
             .field("format_tag", &self.format_tag)
+            .field("revision", &self.revision)
             .field(
                 "fields",
                 &self.fields.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -371,24 +412,96 @@ impl Record {
     /// assert_eq!(&record.slot("cart").unwrap().field("a").unwrap()[..], b"1");
     /// ```
     pub fn apply(&mut self, changes: &Changeset) -> Result<(), ApplyError> {
+        self.check_expected(changes)?;
         for change in changes.iter() {
             self.check(change)?;
         }
         for change in changes.iter() {
             match change {
                 SlotChange::Put(slot) => {
-                    self.insert(slot.clone());
+                    let revision = self.revision_of(slot.name()) + 1;
+                    self.insert(slot.clone().with_revision(revision));
                 }
                 SlotChange::Fields { slot, fields, .. } => {
                     if let Some(stored) = self.slot_mut(slot) {
                         for (name, bytes) in fields {
                             stored.set_field(name.clone(), bytes.clone());
                         }
+                        stored.revision += 1;
                     }
                 }
                 SlotChange::Remove { slot } => {
                     self.remove(slot);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The revision of the slot stored under `name`; 0 when there is none.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]).with_revision(4));
+    /// assert_eq!(record.revision_of("cart"), 4);
+    /// assert_eq!(record.revision_of("prefs"), 0);
+    /// ```
+    pub fn revision_of(&self, name: &str) -> u64 {
+        self.slot(name).map_or(0, Slot::revision)
+    }
+
+    /// The record as a store files it on create: a slot that was never stored (revision 0)
+    /// gets revision 1, so that a stored slot never looks absent to optimistic concurrency.
+    ///
+    /// ```
+    /// use sessions::{Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
+    /// record.insert(Slot::new("prefs", 1, Format::Json, vec![]).with_revision(5));
+    /// let filed = record.stored_at_least_once();
+    /// assert_eq!((filed.revision_of("cart"), filed.revision_of("prefs")), (1, 5));
+    /// ```
+    pub fn stored_at_least_once(&self) -> Record {
+        if self.slots.iter().all(|slot| slot.revision > 0) {
+            return self.clone();
+        }
+        let mut record = self.clone();
+        for slot in Arc::make_mut(&mut record.slots) {
+            slot.revision = slot.revision.max(1);
+        }
+        record
+    }
+
+    /// Sets the revision of the slot stored under `name`, if there is one.
+    pub(crate) fn set_revision(&mut self, name: &str, revision: u64) {
+        if let Some(slot) = self.slot_mut(name) {
+            slot.revision = revision;
+        }
+    }
+
+    /// Whether every revision `changes` expects ([`Changeset::expect`]) is the stored one.
+    ///
+    /// ```
+    /// use sessions::{Changeset, Conflict, Format, Record, Slot};
+    /// let mut record = Record::new();
+    /// record.insert(Slot::new("cart", 1, Format::Json, vec![]).with_revision(2));
+    /// let mut changes = Changeset::new();
+    /// changes.expect("cart", 2);
+    /// assert!(record.check_expected(&changes).is_ok());
+    /// changes.expect("cart", 1);
+    /// let err = record.check_expected(&changes).unwrap_err();
+    /// assert_eq!(err, Conflict { slot: "cart".into(), expected: 1, stored: 2 }.into());
+    /// ```
+    pub fn check_expected(&self, changes: &Changeset) -> Result<(), ApplyError> {
+        for (slot, expected) in changes.expected() {
+            let stored = self.revision_of(slot);
+            if stored != expected {
+                return Err(ApplyError::Conflict(crate::error::Conflict {
+                    slot: slot.to_owned(),
+                    expected,
+                    stored,
+                }));
             }
         }
         Ok(())
@@ -546,6 +659,8 @@ impl SlotChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changeset {
     changes: Vec<SlotChange>,
+    /// Optimistic concurrency: the slot revisions the changes were made against.
+    expected: Vec<(Name, u64)>,
 }
 
 impl Changeset {
@@ -629,6 +744,53 @@ impl Changeset {
         }
     }
 
+    /// Optimistic concurrency: the save must fail with a [`Conflict`](crate::Conflict), writing
+    /// nothing, unless slot `slot` is stored at `revision` (0: the slot must be absent). A later
+    /// call for the same slot replaces the earlier one.
+    ///
+    /// ```
+    /// use sessions::Changeset;
+    /// let mut changes = Changeset::new();
+    /// changes.expect("cart", 3);
+    /// changes.expect("cart", 4);
+    /// assert_eq!(changes.expected().collect::<Vec<_>>(), [("cart", 4)]);
+    /// assert!(changes.is_empty()); // an expectation alone changes nothing
+    /// ```
+    pub fn expect(&mut self, slot: impl Into<Name>, revision: u64) {
+        let slot = slot.into();
+        match self.expected.iter_mut().find(|(name, _)| *name == slot) {
+            Some((_, expected)) => *expected = revision,
+            None => self.expected.push((slot, revision)),
+        }
+    }
+
+    /// Whether the save expects slot `slot` at some revision.
+    ///
+    /// ```
+    /// use sessions::Changeset;
+    /// let mut changes = Changeset::new();
+    /// changes.expect("cart", 0);
+    /// assert!(changes.expects("cart") && !changes.expects("prefs"));
+    /// ```
+    pub fn expects(&self, slot: &str) -> bool {
+        self.expected.iter().any(|(name, _)| name == slot)
+    }
+
+    /// The slot revisions the save expects, as `(slot, revision)`.
+    ///
+    /// ```
+    /// use sessions::Changeset;
+    /// let mut changes = Changeset::new();
+    /// changes.expect("cart", 2);
+    /// changes.expect("prefs", 0);
+    /// assert_eq!(changes.expected().collect::<Vec<_>>(), [("cart", 2), ("prefs", 0)]);
+    /// ```
+    pub fn expected(&self) -> impl ExactSizeIterator<Item = (&str, u64)> {
+        self.expected
+            .iter()
+            .map(|(name, revision)| (&**name, *revision))
+    }
+
     /// Whether nothing changes.
     ///
     /// ```
@@ -669,6 +831,20 @@ impl Changeset {
     /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &SlotChange> {
         self.changes.iter()
+    }
+}
+
+impl Changeset {
+    /// Adds every change and expectation of `later` as if pushed after these.
+    pub(crate) fn extend(&mut self, later: Changeset) {
+        for change in later.changes {
+            self.push(change);
+        }
+        for (slot, revision) in later.expected {
+            if !self.expects(&slot) {
+                self.expected.push((slot, revision));
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use super::{Backend, Config, Transport};
 use crate::expiry::{Deadline, Expiry};
 use crate::handle::{Action, Incoming, RequestSession};
 use crate::id::SessionId;
-use crate::record::Record;
+use crate::record::{Changeset, Record};
 use crate::store::{SaveOutcome, SessionStore, StoreError};
 
 /// How many times a new session retries after an id collision (2^-256 each: this is for a
@@ -57,11 +57,12 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                     std::mem::take(&mut pending.record),
                     pending.new_id.take(),
                     expiry,
+                    pending.saved_in_handler,
                 ))
             }
         }
     };
-    let (action, changes, record, new_id, expiry) = match taken {
+    let (action, changes, record, new_id, expiry, saved_in_handler) = match taken {
         Ok(taken) => taken,
         Err(err) => {
             tracing::error!(target: "sessions", error = %err, "session change cannot be encoded; the response becomes a 500");
@@ -134,45 +135,26 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 return;
             };
             if action == Action::Cycle && !server_error {
-                // Move the session as it is stored now, not as this request loaded it: a save
-                // another request made meanwhile was acknowledged and must come along, and a
-                // session destroyed meanwhile (logout) must not come back under a new id.
-                let record = if exists {
-                    match current_record(store.as_ref(), old_id, &changes).await {
-                        Ok(Some(current)) => current,
-                        Ok(None) => {
-                            tracing::info!(
-                                target: "sessions",
-                                session_key = %old_id.key(),
-                                "session ended while the request ran (logout or expiry); cycle_id and its changes are dropped"
-                            );
-                            return;
-                        }
-                        Err(err) => {
-                            save_failed(response, &err);
-                            return;
-                        }
-                    }
-                } else {
-                    record
-                };
-                if exists || !record.is_empty() {
-                    let created = out.create(store.as_ref(), response, &record, new_id).await;
-                    if created
-                        && exists
-                        && let Err(err) = store.delete(&old_id.key()).await
-                    {
-                        tracing::error!(target: "sessions", error = %err, "old session not deleted after cycle_id");
-                        fail(
-                            response,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "old session not deleted",
-                        );
-                    }
+                // The store moves the session as it is stored now, not as this request loaded
+                // it, in one step: a save another request made before is carried over, one
+                // made after finds the old id gone, and a session destroyed meanwhile (logout)
+                // does not come back under a new id.
+                if exists {
+                    out.cycle(store.as_ref(), response, old_id, &changes, new_id)
+                        .await;
+                } else if !record.is_empty() {
+                    out.create(store.as_ref(), response, &record, new_id).await;
                 }
                 return;
             }
-            if server_error || (changes.is_empty() && !refresh_due) {
+            if server_error {
+                return;
+            }
+            if changes.is_empty() && !refresh_due {
+                // A save the handler made itself moved the deadline: the cookie follows.
+                if saved_in_handler && exists {
+                    out.after_save(response, old_id, stored_deadline, false);
+                }
                 return;
             }
             if !exists {
@@ -183,12 +165,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
             }
             match store.save(&old_id.key(), &changes, deadline).await {
                 Ok(SaveOutcome::Saved) => {
-                    // A save moves the deadline; a persistent cookie's Max-Age must move with
-                    // it, or the browser drops a session the server still keeps alive.
-                    let moved = stored_deadline.is_none_or(|d| d.expires_at != deadline.expires_at);
-                    if refresh_due || (moved && !expiry.is_browser_session()) {
-                        out.set_cookie(response, old_id.expose());
-                    }
+                    out.after_save(response, old_id, stored_deadline, refresh_due);
                 }
                 Ok(SaveOutcome::Missing) => {
                     tracing::info!(
@@ -203,22 +180,6 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
     }
 }
 
-/// The record `cycle_id()` moves: the one stored under `id` now, with this request's changes
-/// applied as a save would apply them; `None` when the session is gone. A change that no
-/// longer fits (the slot was replaced meanwhile) is an error, as it is for a save.
-async fn current_record(
-    store: &dyn SessionStore,
-    id: &SessionId,
-    changes: &crate::record::Changeset,
-) -> Result<Option<Record>, StoreError> {
-    let Some(stored) = store.load(&id.key()).await? else {
-        return Ok(None);
-    };
-    let mut record = stored.record;
-    record.apply(changes)?;
-    Ok(Some(record))
-}
-
 /// What a response that hands out the session needs: where it goes, and until when.
 struct Outgoing<'a> {
     config: &'a Config,
@@ -228,6 +189,62 @@ struct Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
+    /// After a save: a save moves the deadline, and a persistent cookie's Max-Age must move with
+    /// it, or the browser drops a session the server still keeps alive.
+    fn after_save<B>(
+        &self,
+        response: &mut Response<B>,
+        id: &SessionId,
+        stored_deadline: Option<Deadline>,
+        refresh_due: bool,
+    ) {
+        let moved = stored_deadline.is_none_or(|d| d.expires_at != self.deadline.expires_at);
+        if refresh_due || (moved && !self.expiry.is_browser_session()) {
+            self.set_cookie(response, id.expose());
+        }
+    }
+
+    /// Moves the stored session from `old` to a fresh id (`id` if `cycle_id` drew one already).
+    async fn cycle<B: Default>(
+        &self,
+        store: &dyn SessionStore,
+        response: &mut Response<B>,
+        old: &SessionId,
+        changes: &Changeset,
+        mut id: Option<SessionId>,
+    ) {
+        for _ in 0..CREATE_ATTEMPTS {
+            let Some(fresh) = fresh_id(&mut id, response) else {
+                return;
+            };
+            match store
+                .cycle(&old.key(), &fresh.key(), changes, self.deadline)
+                .await
+            {
+                Ok(SaveOutcome::Saved) => {
+                    self.set_cookie(response, fresh.expose());
+                    return;
+                }
+                Ok(SaveOutcome::Missing) => {
+                    tracing::info!(
+                        target: "sessions",
+                        session_key = %old.key(),
+                        "session ended while the request ran (logout or expiry); cycle_id and its changes are dropped"
+                    );
+                    return;
+                }
+                Err(StoreError::Collision) => {
+                    tracing::warn!(target: "sessions", "session id collision; drawing another");
+                }
+                Err(err) => {
+                    save_failed(response, &err);
+                    return;
+                }
+            }
+        }
+        ids_collide(response);
+    }
+
     /// Files a new session under a fresh id (or `id`) and sets the cookie; whether it worked.
     async fn create<B: Default>(
         &self,
@@ -237,13 +254,8 @@ impl Outgoing<'_> {
         mut id: Option<SessionId>,
     ) -> bool {
         for _ in 0..CREATE_ATTEMPTS {
-            let fresh = match id.take().map_or_else(SessionId::generate, Ok) {
-                Ok(fresh) => fresh,
-                Err(err) => {
-                    tracing::error!(target: "sessions", error = %err, "no session id");
-                    fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
-                    return false;
-                }
+            let Some(fresh) = fresh_id(&mut id, response) else {
+                return false;
             };
             match store.create(&fresh.key(), record, self.deadline).await {
                 Ok(()) => {
@@ -259,11 +271,7 @@ impl Outgoing<'_> {
                 }
             }
         }
-        fail(
-            response,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "session ids keep colliding: the random source is broken",
-        );
+        ids_collide(response);
         false
     }
 
@@ -292,6 +300,29 @@ impl Outgoing<'_> {
     }
 }
 
+/// `id`, or a new one; `None` after answering 500 when the random source fails.
+fn fresh_id<B: Default>(
+    id: &mut Option<SessionId>,
+    response: &mut Response<B>,
+) -> Option<SessionId> {
+    match id.take().map_or_else(SessionId::generate, Ok) {
+        Ok(fresh) => Some(fresh),
+        Err(err) => {
+            tracing::error!(target: "sessions", error = %err, "no session id");
+            fail(response, StatusCode::INTERNAL_SERVER_ERROR, "no session id");
+            None
+        }
+    }
+}
+
+fn ids_collide<B: Default>(response: &mut Response<B>) {
+    fail(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "session ids keep colliding: the random source is broken",
+    );
+}
+
 async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B>) {
     let config = &session.config;
     if let (Backend::Store(store), Incoming::Id(id)) = (&config.backend, &session.incoming)
@@ -311,12 +342,16 @@ async fn destroy<B: Default>(session: &RequestSession, response: &mut Response<B
 }
 
 fn save_failed<B: Default>(response: &mut Response<B>, err: &StoreError) {
-    let status = match err {
-        StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    let (status, message) = match err {
+        StoreError::Backend(_) => (StatusCode::SERVICE_UNAVAILABLE, "session not saved"),
+        StoreError::Conflict(_) => (
+            StatusCode::CONFLICT,
+            "session changed by another request; not saved",
+        ),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session not saved"),
     };
     tracing::error!(target: "sessions", error = %err, "session not saved; the response becomes a {}", status.as_u16());
-    fail(response, status, "session not saved");
+    fail(response, status, message);
 }
 
 /// Replaces the response with an error: the handler's work was not saved, so it must not

@@ -77,6 +77,8 @@ pub(crate) struct Config {
     pub(crate) expiry: Expiry,
     pub(crate) format: Format,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Saves carry the slot revisions they were made against (see `optimistic_concurrency`).
+    pub(crate) optimistic: bool,
 }
 
 /// The session middleware: `SessionLayer::new(store).register::<Cart>()`.
@@ -129,6 +131,7 @@ impl SessionLayer {
                 expiry: Expiry::default(),
                 format: Format::Json,
                 clock: Arc::new(SystemClock),
+                optimistic: false,
             }),
         }
     }
@@ -247,6 +250,30 @@ impl SessionLayer {
     /// ```
     pub fn expiry(mut self, expiry: Expiry) -> Self {
         self.config_mut().expiry = expiry;
+        self
+    }
+
+    /// Optimistic concurrency, off by default (last writer wins). When on, every save carries
+    /// the revision of each slot it changes as the request loaded it, and the store refuses the
+    /// whole save with a [`Conflict`](crate::Conflict) if another request changed that slot
+    /// meanwhile: of two requests that change one session type concurrently, the second fails.
+    /// A handler that wants to retry calls [`SessionHandle::save`] itself (then
+    /// [`SessionHandle::reload`] on a conflict); a conflict the layer meets after the handler
+    /// turns the response into a `409 Conflict`. The unit is the slot (one session type): keep
+    /// data that is changed independently in separate session types. Server-side stores only;
+    /// a [`CookieStore`] session lives in each client's own cookie, so there is nothing shared to
+    /// conflict over.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .register::<Cart>()
+    ///     .optimistic_concurrency(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn optimistic_concurrency(mut self, on: bool) -> Self {
+        self.config_mut().optimistic = on;
         self
     }
 

@@ -22,6 +22,9 @@ use crate::id::{SessionId, SessionKey};
 use crate::record::{Changeset, Record, Slot, SlotChange};
 use crate::store::{SaveOutcome, SessionStore, StoreError};
 
+mod revisions;
+pub use revisions::{CYCLE_WRITERS, cycle, cycle_racing_saves, expected_revisions, revisions};
+
 /// How many concurrent writers [`concurrent_distinct_fields`] runs.
 pub const WRITERS: usize = 64;
 /// How many saves each writer makes.
@@ -37,6 +40,10 @@ pub async fn run<S: SessionStore + Clone>(store: S, clock: impl Clock) {
     delete(&store, now()).await;
     field_update_conflict(&store, now()).await;
     concurrent_distinct_fields(&store, now()).await;
+    revisions(&store, now()).await;
+    expected_revisions(&store, now()).await;
+    cycle(&store, now()).await;
+    cycle_racing_saves(&store, now()).await;
 }
 
 fn fresh_key() -> SessionKey {

@@ -201,7 +201,7 @@ impl SessionStore for MemoryStore {
                     map.insert(
                         key.clone(),
                         Entry {
-                            record: record.clone(),
+                            record: record.stored_at_least_once(),
                             deadline,
                         },
                     );
@@ -241,5 +241,45 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.inner.lock(Inner::shard_of(key)).remove(key);
         Ok(())
+    }
+
+    async fn cycle(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        changes: &Changeset,
+        deadline: Deadline,
+    ) -> Result<SaveOutcome, StoreError> {
+        let now = self.inner.clock.now();
+        let (a, b) = (Inner::shard_of(from), Inner::shard_of(to));
+        // Both shards stay locked for the whole move (in index order: no lock-order deadlock),
+        // so no save or load sees the session half moved.
+        let (mut first, mut second) = if a == b {
+            (self.inner.lock(a), None)
+        } else if a < b {
+            let first = self.inner.lock(a);
+            (first, Some(self.inner.lock(b)))
+        } else {
+            let second = self.inner.lock(b);
+            (self.inner.lock(a), Some(second))
+        };
+        let source = match first.get(from) {
+            Some(entry) if !entry.deadline.is_expired(now) => entry,
+            _ => return Ok(SaveOutcome::Missing),
+        };
+        let mut record = source.record.clone();
+        record.apply(changes)?;
+        let target = second.as_deref_mut().unwrap_or(&mut *first);
+        if target
+            .get(to)
+            .is_some_and(|entry| !entry.deadline.is_expired(now))
+        {
+            return Err(StoreError::Collision);
+        }
+        target.insert(to.clone(), Entry { record, deadline });
+        first.remove(from);
+        drop((first, second));
+        self.inner.after_write();
+        Ok(SaveOutcome::Saved)
     }
 }

@@ -39,7 +39,7 @@ pub use sql::TableNameError;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
-use crate::error::{ApplyError, RecordError};
+use crate::error::{ApplyError, Conflict, RecordError};
 use crate::expiry::Deadline;
 use crate::id::SessionKey;
 use crate::record::{Changeset, Record};
@@ -98,7 +98,28 @@ pub enum StoreError {
     Record(#[from] RecordError),
     /// A field update no longer fits the stored slot (see [`ApplyError`]).
     #[error(transparent)]
-    Apply(#[from] ApplyError),
+    Apply(ApplyError),
+    /// Optimistic concurrency: a slot changed since the request loaded it; nothing was written.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+}
+
+impl From<ApplyError> for StoreError {
+    /// A conflict stays a conflict; every other apply error is [`StoreError::Apply`].
+    ///
+    /// ```
+    /// use sessions::{ApplyError, Conflict, StoreError};
+    /// let conflict = Conflict { slot: "cart".into(), expected: 1, stored: 2 };
+    /// assert!(matches!(StoreError::from(ApplyError::from(conflict)), StoreError::Conflict(_)));
+    /// let missing = ApplyError::SlotMissing { slot: "cart".into() };
+    /// assert!(matches!(StoreError::from(missing), StoreError::Apply(_)));
+    /// ```
+    fn from(err: ApplyError) -> Self {
+        match err {
+            ApplyError::Conflict(conflict) => StoreError::Conflict(conflict),
+            other => StoreError::Apply(other),
+        }
+    }
 }
 
 impl StoreError {
@@ -154,6 +175,49 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Removes the session.
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError>;
+
+    /// Moves the session filed under `from` to `to` (`cycle_id` after a login), applying
+    /// `changes` and setting `deadline` on the way, and returns [`SaveOutcome::Missing`]
+    /// without writing anything when `from` is absent or expired (a logout won the race).
+    /// [`StoreError::Collision`] when `to` is taken, [`StoreError::Conflict`] when an expected
+    /// revision does not hold; in both cases nothing changes.
+    ///
+    /// Every store of this crate does it atomically: a save to `from` that succeeded before the
+    /// move is carried over, one that comes after finds `from` gone, and the session is never
+    /// under both keys or under none. This default, for stores written elsewhere, is a load,
+    /// a create and a delete: a save landing between the load and the delete is lost.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sessions::{Changeset, Deadline, MemoryStore, Record, SaveOutcome, SessionId, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let (old, new) = (SessionId::generate().unwrap().key(), SessionId::generate().unwrap().key());
+    /// let now = SystemTime::now();
+    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
+    /// store.create(&old, &Record::new(), deadline).await.unwrap();
+    /// let moved = store.cycle(&old, &new, &Changeset::new(), deadline).await.unwrap();
+    /// assert_eq!(moved, SaveOutcome::Saved);
+    /// assert!(store.load(&old).await.unwrap().is_none());
+    /// assert!(store.load(&new).await.unwrap().is_some());
+    /// # });
+    /// ```
+    async fn cycle(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        changes: &Changeset,
+        deadline: Deadline,
+    ) -> Result<SaveOutcome, StoreError> {
+        let Some(stored) = self.load(from).await? else {
+            return Ok(SaveOutcome::Missing);
+        };
+        let mut record = stored.record;
+        record.apply(changes)?;
+        self.create(to, &record, deadline).await?;
+        self.delete(from).await?;
+        Ok(SaveOutcome::Saved)
+    }
 }
 
 #[async_trait::async_trait]
@@ -179,5 +243,14 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn cycle(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        changes: &Changeset,
+        deadline: Deadline,
+    ) -> Result<SaveOutcome, StoreError> {
+        (**self).cycle(from, to, changes, deadline).await
     }
 }
