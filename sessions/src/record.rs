@@ -234,7 +234,11 @@ impl Slot {
                 self.fields[index].1 = bytes;
                 self.checked.field_changed(index);
             }
-            None => self.fields.push((name, bytes)),
+            None => {
+                // Records live long in stores (a MemoryStore holds thousands): no spare room.
+                self.fields.reserve_exact(1);
+                self.fields.push((name, bytes));
+            }
         }
     }
 }
@@ -279,13 +283,37 @@ impl std::fmt::Debug for Slot {
 /// assert_eq!(&bytes[..], br#"{"cart":{"__type__":"cart","__v__":1,"n":3}}"#);
 /// assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Record {
     /// Shared until changed: cloning a record (out of a store, into a request) copies nothing.
-    slots: Arc<Vec<Slot>>,
+    /// `None` while empty, so that an empty record (every request starts with one) allocates
+    /// nothing.
+    slots: Option<Arc<Vec<Slot>>>,
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.all() == other.all()
+    }
+}
+
+impl Eq for Record {}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record").field("slots", &self.all()).finish()
+    }
 }
 
 impl Record {
+    fn all(&self) -> &[Slot] {
+        self.slots.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn all_mut(&mut self) -> &mut Vec<Slot> {
+        Arc::make_mut(self.slots.get_or_insert_with(Default::default))
+    }
+
     /// An empty record.
     ///
     /// ```
@@ -308,7 +336,7 @@ impl Record {
     /// assert!(!record.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.all().is_empty()
     }
 
     /// The slot stored under `name`.
@@ -321,7 +349,7 @@ impl Record {
     /// assert!(record.slot("prefs").is_none());
     /// ```
     pub fn slot(&self, name: &str) -> Option<&Slot> {
-        self.slots.iter().find(|slot| slot.name == name)
+        self.all().iter().find(|slot| slot.name == name)
     }
 
     /// The slot stored under `name`, mutably.
@@ -335,10 +363,10 @@ impl Record {
     /// assert!(record.slot_mut("prefs").is_none());
     /// ```
     pub fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
-        if !self.slots.iter().any(|slot| slot.name == name) {
+        if !self.all().iter().any(|slot| slot.name == name) {
             return None;
         }
-        Arc::make_mut(&mut self.slots)
+        self.all_mut()
             .iter_mut()
             .find(|slot| slot.name == name)
     }
@@ -354,7 +382,7 @@ impl Record {
     /// assert_eq!(names, ["cart", "account"]);
     /// ```
     pub fn slots(&self) -> impl ExactSizeIterator<Item = &Slot> {
-        self.slots.iter()
+        self.all().iter()
     }
 
     /// Inserts a slot, replacing one of the same name; returns the replaced one.
@@ -369,10 +397,12 @@ impl Record {
     /// assert_eq!(record.slots().len(), 1);
     /// ```
     pub fn insert(&mut self, slot: Slot) -> Option<Slot> {
-        let slots = Arc::make_mut(&mut self.slots);
+        let slots = self.all_mut();
         match slots.iter_mut().find(|s| s.name == slot.name) {
             Some(existing) => Some(std::mem::replace(existing, slot)),
             None => {
+                // Records live long in stores (a MemoryStore holds thousands): no spare room.
+                slots.reserve_exact(1);
                 slots.push(slot);
                 None
             }
@@ -390,8 +420,8 @@ impl Record {
     /// assert!(record.remove("cart").is_none());
     /// ```
     pub fn remove(&mut self, name: &str) -> Option<Slot> {
-        let index = self.slots.iter().position(|slot| slot.name == name)?;
-        Some(Arc::make_mut(&mut self.slots).remove(index))
+        let index = self.all().iter().position(|slot| slot.name == name)?;
+        Some(self.all_mut().remove(index))
     }
 
     /// Applies a changeset: whole slots replaced or removed, single fields updated. A field
@@ -463,11 +493,11 @@ impl Record {
     /// assert_eq!((filed.revision_of("cart"), filed.revision_of("prefs")), (1, 5));
     /// ```
     pub fn stored_at_least_once(&self) -> Record {
-        if self.slots.iter().all(|slot| slot.revision > 0) {
+        if self.all().iter().all(|slot| slot.revision > 0) {
             return self.clone();
         }
         let mut record = self.clone();
-        for slot in Arc::make_mut(&mut record.slots) {
+        for slot in record.all_mut() {
             slot.revision = slot.revision.max(1);
         }
         record
@@ -559,7 +589,7 @@ impl Record {
     /// ```
     pub fn to_bytes(&self, format: Format) -> Result<Bytes, RecordError> {
         let all_json = self
-            .slots
+            .all()
             .iter()
             .all(|slot| slot.format() == Some(Format::Json));
         match format {
