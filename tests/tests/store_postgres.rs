@@ -92,6 +92,10 @@ impl SqlStore for PostgresStore {
             .expect("count rows")
     }
 
+    fn migrate_tables(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.migrate()
+    }
+
     async fn set_version(&self, key: &str, slot: &str, version: i64) {
         let t = self.table();
         let sql = format!("UPDATE \"{t}_slots\" SET version = $3 WHERE key = $1 AND slot = $2");
@@ -128,6 +132,50 @@ async fn conformance() {
 async fn conformance_with_a_manual_clock() {
     let clock = ManualClock::new();
     with_store(|store| conformance::run(store.with_clock(clock.clone()), clock)).await;
+}
+
+/// Tables the previous release made (without slot revisions, a session in them) keep working
+/// after `migrate()`: its slots load at revision 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_the_previous_release_are_migrated() {
+    let Some(url) = url() else {
+        return;
+    };
+    let store = PostgresStore::connect(&url)
+        .await
+        .expect("connect to SESSIONS_TEST_POSTGRES_URL")
+        .table_name(&sql_common::unique_table("sess"));
+    let t = store.table().to_owned();
+    let old_schema = [
+        format!(
+            "CREATE TABLE \"{t}\" (key TEXT COLLATE \"C\" PRIMARY KEY,
+             created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+        ),
+        format!("CREATE INDEX \"{t}_by_expiry\" ON \"{t}\" (expires_at)"),
+        format!(
+            "CREATE TABLE \"{t}_slots\" (
+             key TEXT COLLATE \"C\" NOT NULL REFERENCES \"{t}\" (key) ON DELETE CASCADE,
+             slot TEXT NOT NULL, pos BIGINT GENERATED ALWAYS AS IDENTITY, type_tag TEXT NOT NULL,
+             version BIGINT NOT NULL, format_tag SMALLINT NOT NULL, PRIMARY KEY (key, slot))"
+        ),
+        format!("CREATE INDEX \"{t}_slots_by_name\" ON \"{t}_slots\" (slot, key)"),
+        format!(
+            "CREATE TABLE \"{t}_fields\" (key TEXT COLLATE \"C\" NOT NULL, slot TEXT NOT NULL,
+             field TEXT NOT NULL, pos BIGINT GENERATED ALWAYS AS IDENTITY, bytes BYTEA NOT NULL,
+             PRIMARY KEY (key, slot, field),
+             FOREIGN KEY (key, slot) REFERENCES \"{t}_slots\" (key, slot) ON DELETE CASCADE)"
+        ),
+    ];
+    let key = sql_common::fresh_key();
+    let old_rows = sql_common::revisions::old_release_rows(&t, &key, "'\\x31'::bytea");
+    for statement in old_schema.iter().chain(&old_rows) {
+        sqlx::query(statement)
+            .execute(store.pool())
+            .await
+            .expect("the previous release's schema and rows");
+    }
+    sql_common::revisions::old_rows_load_at_revision_one(&store, &key).await;
+    drop_tables(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +250,21 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of the server at `SESSIONS_TEST_POSTGRES_URL`, and the options that
+    /// connect through it.
+    async fn in_front_of_the_server() -> (Arc<Self>, PgConnectOptions) {
+        let url = url().expect("set");
+        let options = PgConnectOptions::from_str(&url).expect("url");
+        let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+            .await
+            .expect("resolve the server")
+            .next()
+            .expect("an address");
+        let proxy = Proxy::start(upstream).await;
+        let port = proxy.addr.port();
+        (proxy, options.host("127.0.0.1").port(port))
+    }
+
     async fn start(upstream: SocketAddr) -> Arc<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let proxy = Arc::new(Self {
@@ -308,18 +371,11 @@ async fn the_app_survives_the_server_going_away() {
     let Some(direct) = fresh_store().await else {
         return;
     };
-    let url = url().expect("set");
-    let options = PgConnectOptions::from_str(&url).expect("url");
-    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .expect("resolve the server")
-        .next()
-        .expect("an address");
-    let proxy = Proxy::start(upstream).await;
+    let (proxy, options) = Proxy::in_front_of_the_server().await;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(1))
-        .connect_with(options.host("127.0.0.1").port(proxy.addr.port()))
+        .connect_with(options)
         .await
         .expect("connect through the proxy");
     let store = PostgresStore::from_pool(pool).table_name(direct.table());
@@ -386,4 +442,80 @@ async fn a_clock_in_the_store_decides_expiry_not_the_server() {
         assert!(store.load(&key).await.expect("load").is_none());
     })
     .await;
+}
+
+// ---- how long a request waits while the server is unreachable --------------------------------
+
+/// With the server unreachable, a load fails with a backend error once the pool's acquire
+/// timeout passes, not later: each request waits about that long for its 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_fails_within_the_acquire_timeout_while_the_server_is_down() {
+    let Some(direct) = fresh_store().await else {
+        return;
+    };
+    let (proxy, options) = Proxy::in_front_of_the_server().await;
+    let timeout = Duration::from_secs(1);
+    let pool = PostgresStore::pool_options()
+        .acquire_timeout(timeout)
+        .connect_with(options)
+        .await
+        .expect("connect through the proxy");
+    let store = PostgresStore::from_pool(pool).table_name(direct.table());
+    let key = sql_common::fresh_key();
+    let deadline = sql_common::hour_from(SystemTime::now());
+    store
+        .create(&key, &sql_common::record([]), deadline)
+        .await
+        .expect("create");
+
+    proxy.down();
+    let started = Instant::now();
+    let outcome = store.load(&key).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(outcome, Err(StoreError::Backend(_))),
+        "{outcome:?}"
+    );
+    assert!(
+        took < timeout * 3,
+        "a load with the server down took {took:?}, the acquire timeout is {timeout:?}"
+    );
+    println!("server down: the load failed after {took:?} (acquire timeout {timeout:?})");
+    drop_tables(&direct).await;
+}
+
+/// A port nothing listens on (no server needed): `connect_with` gives up after the acquire
+/// timeout it was given, and `connect` after the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_closed_port_fails_within_the_acquire_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    drop(listener);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let short = Duration::from_millis(500);
+    let options = PostgresStore::pool_options().acquire_timeout(short);
+    fails_within(short, PostgresStore::connect_with(&url, options)).await;
+    fails_within(
+        PostgresStore::DEFAULT_ACQUIRE_TIMEOUT,
+        PostgresStore::connect(&url),
+    )
+    .await;
+}
+
+/// `connect` fails with a backend error, within three times `timeout`.
+async fn fails_within(
+    timeout: Duration,
+    connect: impl Future<Output = Result<PostgresStore, StoreError>>,
+) {
+    let started = Instant::now();
+    let outcome = connect.await;
+    let took = started.elapsed();
+    assert!(
+        matches!(outcome, Err(StoreError::Backend(_))),
+        "{outcome:?}"
+    );
+    assert!(
+        took < timeout * 3,
+        "connecting to a closed port took {took:?}, the acquire timeout is {timeout:?}"
+    );
 }

@@ -1,29 +1,27 @@
 //! [`PostgresStore`]: sessions in PostgreSQL (feature `postgres`).
 
 mod queries;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::codec::Format;
 use crate::expiry::{Clock, Deadline, SystemClock};
 use crate::id::SessionKey;
-use crate::record::{Changeset, Record, Slot, SlotChange};
+use crate::record::{Changeset, Record};
 use crate::registry::MigrationReport;
 use crate::schema::Session;
 use crate::store::sql::{
-    self, DEFAULT_TABLE, Migrated, PAGE, Rewrite, Scanned, SlotRow, TableNameError, Tables,
+    self, Commit, DEFAULT_TABLE, Migrated, PAGE, Rewrite, Scanned, TableNameError, Tables, WriteTx,
     db_error, millis,
 };
 use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
 
 use self::queries::Queries;
-
-/// How long [`PostgresStore::connect`]'s pool waits for a connection before a call fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+use self::write::{PgTx, Tx};
 
 /// Sessions in PostgreSQL.
 ///
@@ -34,8 +32,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// a live session (`ON CONFLICT DO NOTHING`).
 ///
 /// When the server is unreachable, calls fail with [`StoreError::Backend`] once the pool's
-/// acquire timeout passes (5 s with [`connect`](PostgresStore::connect); the layer answers
-/// 503), and the store works again as soon as the server does: nothing to restart.
+/// acquire timeout passes ([`DEFAULT_ACQUIRE_TIMEOUT`](PostgresStore::DEFAULT_ACQUIRE_TIMEOUT),
+/// 2 s, with [`connect`](PostgresStore::connect); [`connect_with`](PostgresStore::connect_with)
+/// sets another; the layer answers 503), and the store works again as soon as the server
+/// does: nothing to restart.
 ///
 /// Call [`migrate`](PostgresStore::migrate) once at start-up to create the tables.
 ///
@@ -64,7 +64,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// CREATE TABLE "sessions" (key TEXT COLLATE "C" PRIMARY KEY, created_at BIGINT, expires_at BIGINT);
 /// CREATE TABLE "sessions_slots" (key TEXT COLLATE "C" REFERENCES "sessions" ON DELETE CASCADE,
 ///     slot TEXT, pos BIGINT GENERATED ALWAYS AS IDENTITY, type_tag TEXT, version BIGINT,
-///     format_tag SMALLINT, PRIMARY KEY (key, slot));
+///     format_tag SMALLINT, revision BIGINT DEFAULT 1, PRIMARY KEY (key, slot));
 /// CREATE TABLE "sessions_fields" (key TEXT COLLATE "C", slot TEXT, field TEXT,
 ///     pos BIGINT GENERATED ALWAYS AS IDENTITY, bytes BYTEA, PRIMARY KEY (key, slot, field),
 ///     FOREIGN KEY (key, slot) REFERENCES "sessions_slots" ON DELETE CASCADE);
@@ -72,7 +72,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// `key` is the [`SessionKey`] (a SHA-256 of the id), never the id; times are milliseconds
 /// since the Unix epoch, compared with this store's [clock](PostgresStore::with_clock), not
-/// the server's; `pos` keeps slots and fields in the order they were first written.
+/// the server's; `pos` keeps slots and fields in the order they were first written; `revision`
+/// counts the saves that changed the slot ([`Slot::revision`](crate::Slot::revision)).
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -80,11 +81,25 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
 }
 
-type Tx = Transaction<'static, Postgres>;
-
 impl PostgresStore {
-    /// Connects a pool (10 connections, a 5 s acquire timeout) to `url`
-    /// (`postgres://user:password@host:port/database`).
+    /// How long a pool made by [`connect`](Self::connect) (or from
+    /// [`pool_options`](Self::pool_options)) waits for a connection before the call fails:
+    /// 2 s.
+    ///
+    /// It bounds how long each request waits for its 503 while the server is unreachable
+    /// (sqlx retries a refused connection until then). A healthy pool hands out a connection
+    /// in well under a millisecond, and a session transaction holds one for a millisecond or
+    /// two, so with 10 connections a request only waits 2 s behind thousands of others: under
+    /// normal load nothing comes near it. Raise it for a small pool facing long bursts, lower
+    /// it to fail faster.
+    ///
+    /// ```
+    /// assert_eq!(sessions::PostgresStore::DEFAULT_ACQUIRE_TIMEOUT.as_secs(), 2);
+    /// ```
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Connects a pool ([`pool_options`](Self::pool_options): 10 connections, a 2 s acquire
+    /// timeout) to `url` (`postgres://user:password@host:port/database`).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessions::StoreError> {
@@ -93,11 +108,38 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
-            .await
-            .map_err(StoreError::backend)?;
+        Self::connect_with(url, Self::pool_options()).await
+    }
+
+    /// The pool settings [`connect`](Self::connect) uses: sqlx's defaults (10 connections)
+    /// with an acquire timeout of [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT).
+    /// Change what you need and pass them to [`connect_with`](Self::connect_with).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = sessions::PostgresStore::pool_options();
+    /// assert_eq!(options.get_acquire_timeout(), Duration::from_secs(2));
+    /// ```
+    pub fn pool_options() -> PgPoolOptions {
+        PgPoolOptions::new().acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+    }
+
+    /// Connects a pool with `options` to `url`: for another acquire timeout or pool size.
+    /// Fails once the options' acquire timeout passes when the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// use std::time::Duration;
+    /// use sessions::PostgresStore;
+    /// let options = PostgresStore::pool_options()
+    ///     .max_connections(20)
+    ///     .acquire_timeout(Duration::from_millis(500));
+    /// let store = PostgresStore::connect_with("postgres://postgres@127.0.0.1/app", options).await?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(url: &str, options: PgPoolOptions) -> Result<Self, StoreError> {
+        let pool = options.connect(url).await.map_err(StoreError::backend)?;
         Ok(Self::from_pool(pool))
     }
 
@@ -201,8 +243,10 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Creates the tables and indexes if they do not exist; running it again changes nothing.
-    /// Several instances may run it at once (it takes a transaction-scoped advisory lock).
+    /// Creates the tables and indexes if they do not exist, and brings tables made by an
+    /// earlier release up to date (slots made before revisions existed start at revision 1);
+    /// running it again changes nothing. Several instances may run it at once (it takes a
+    /// transaction-scoped advisory lock).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessions::StoreError> {
@@ -228,7 +272,7 @@ impl PostgresStore {
             Ok(Commit::Yes(()))
         }
         .await;
-        finish(tx, result).await
+        sql::finish(tx, result).await
     }
 
     /// Removes every expired session now, in batches; returns how many. Expired sessions are
@@ -328,16 +372,7 @@ impl PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Scanned {
-                    key: row.try_get("key")?,
-                    type_tag: row.try_get("type_tag")?,
-                    version: row.try_get("version")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_error)
+        sql::scanned(&rows)
     }
 
     async fn migrate_one<T: Session>(
@@ -348,7 +383,7 @@ impl PostgresStore {
         let now = millis(self.clock.now());
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let result = self.migrate_in::<T>(&mut tx, &key, now, format).await;
-        finish(tx, result).await
+        sql::finish(tx, result).await
     }
 
     async fn migrate_in<T: Session>(
@@ -358,13 +393,7 @@ impl PostgresStore {
         now: i64,
         format: Format,
     ) -> Result<Commit<Migrated>, StoreError> {
-        let live = sqlx::query(&self.sql.lock_live_session)
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        if live.is_none() {
+        if !self.statements(tx).lock_live(key, now).await? {
             return Ok(Commit::No(Migrated::Gone));
         }
         let rows = sqlx::query(&self.sql.load_slot)
@@ -373,241 +402,22 @@ impl PostgresStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|row| slot_row(row, Some(T::NAME)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
-        let Some(slot) = sql::assemble(rows.into_iter().flatten())?.pop() else {
+        let Some(slot) = sql::slots_of(&rows, Some(T::NAME), sql::slot_row)?.pop() else {
             return Ok(Commit::No(Migrated::Gone));
         };
         match sql::rewrite::<T>(key, &slot, format) {
             Rewrite::Keep(outcome) => Ok(Commit::No(outcome)),
             Rewrite::Write { from, slot } => {
-                self.put(tx, key, &[&slot]).await?;
+                // A rewrite changes the slot: its revision moves one up.
+                self.statements(tx).put(key, &[&slot], false).await?;
                 Ok(Commit::Yes(Migrated::From(from)))
             }
         }
     }
 
-    /// Writes whole slots: their headers (keeping their place when they exist), and exactly
-    /// their fields.
-    async fn put(&self, tx: &mut Tx, key: &str, slots: &[&Slot]) -> Result<(), StoreError> {
-        if slots.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<&str> = slots.iter().map(|slot| slot.name()).collect();
-        let type_tags: Vec<&str> = slots.iter().map(|slot| slot.type_tag()).collect();
-        let versions: Vec<i64> = slots.iter().map(|slot| i64::from(slot.version())).collect();
-        let format_tags: Vec<i16> = slots
-            .iter()
-            .map(|slot| i16::from(slot.format_tag()))
-            .collect();
-        sqlx::query(&self.sql.upsert_slots)
-            .bind(key)
-            .bind(&names)
-            .bind(&type_tags)
-            .bind(&versions)
-            .bind(&format_tags)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(&self.sql.delete_slots_fields)
-            .bind(key)
-            .bind(&names)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        let mut fields = Fields::default();
-        for slot in slots {
-            fields.extend(slot.name(), slot.fields());
-        }
-        self.upsert_fields(tx, key, &fields).await
-    }
-
-    async fn upsert_fields(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        fields: &Fields<'_>,
-    ) -> Result<(), StoreError> {
-        if fields.names.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(&self.sql.upsert_fields)
-            .bind(key)
-            .bind(&fields.slots)
-            .bind(&fields.names)
-            .bind(&fields.bytes)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn create_in(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        record: &Record,
-        deadline: Deadline,
-        now: i64,
-    ) -> Result<Commit<()>, StoreError> {
-        let (created_at, expires_at) = (millis(deadline.created_at), millis(deadline.expires_at));
-        let inserted = sqlx::query(&self.sql.insert_session)
-            .bind(key)
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if inserted == 0 {
-            // The key is taken: only an expired leftover may be replaced (its row is locked now).
-            let replaced = sqlx::query(&self.sql.replace_expired_session)
-                .bind(key)
-                .bind(created_at)
-                .bind(expires_at)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            if replaced == 0 {
-                return Err(StoreError::Collision);
-            }
-            sqlx::query(&self.sql.delete_session_slots)
-                .bind(key)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        let slots: Vec<&Slot> = record.slots().collect();
-        self.put(tx, key, &slots).await?;
-        Ok(Commit::Yes(()))
-    }
-
-    async fn save_in(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        changes: &Changeset,
-        deadline: Deadline,
-        now: i64,
-    ) -> Result<Commit<SaveOutcome>, StoreError> {
-        // The session row first: updating it locks it until the commit, so saves to one
-        // session run one after the other, and it is what makes a save an update, never an
-        // upsert.
-        let updated = sqlx::query(&self.sql.touch_session)
-            .bind(key)
-            .bind(millis(deadline.created_at))
-            .bind(millis(deadline.expires_at))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if updated == 0 {
-            return Ok(Commit::No(SaveOutcome::Missing));
-        }
-        if sql::has_field_updates(changes) {
-            let rows = sqlx::query(&self.sql.slot_headers)
-                .bind(key)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(db_error)?;
-            let headers = rows
-                .iter()
-                .map(|row| {
-                    let header = (
-                        row.try_get("slot")?,
-                        row.try_get("type_tag")?,
-                        row.try_get("version")?,
-                        i64::from(row.try_get::<i16, _>("format_tag")?),
-                    );
-                    Ok::<_, sqlx::Error>(header)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_error)?
-                .into_iter()
-                .map(|(slot, type_tag, version, format_tag)| {
-                    sql::slot_from_header(slot, type_tag, version, format_tag, Vec::new())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            sql::check(headers, changes)?;
-        }
-        let mut removed: Vec<&str> = Vec::new();
-        let mut put: Vec<&Slot> = Vec::new();
-        let mut fields = Fields::default();
-        for change in changes.iter() {
-            match change {
-                SlotChange::Put(slot) => put.push(slot),
-                SlotChange::Fields {
-                    slot, fields: f, ..
-                } => fields.extend(slot, f.iter().map(|(name, bytes)| (&**name, bytes))),
-                SlotChange::Remove { slot } => removed.push(slot),
-            }
-        }
-        if !removed.is_empty() {
-            sqlx::query(&self.sql.delete_slots)
-                .bind(key)
-                .bind(&removed)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        self.put(tx, key, &put).await?;
-        self.upsert_fields(tx, key, &fields).await?;
-        Ok(Commit::Yes(SaveOutcome::Saved))
-    }
-}
-
-/// Fields to write, as the three arrays one `UNNEST` insert takes.
-#[derive(Default)]
-struct Fields<'a> {
-    slots: Vec<&'a str>,
-    names: Vec<&'a str>,
-    bytes: Vec<&'a [u8]>,
-}
-
-impl<'a> Fields<'a> {
-    /// Adds one slot's fields (without repeated names: one insert may not touch a row twice).
-    fn extend(
-        &mut self,
-        slot: &'a str,
-        fields: impl IntoIterator<Item = (&'a str, &'a bytes::Bytes)>,
-    ) {
-        for (name, bytes) in sql::distinct_fields(fields) {
-            self.slots.push(slot);
-            self.names.push(name);
-            self.bytes.push(bytes);
-        }
-    }
-}
-
-/// Whether a transaction commits, and what it returns.
-enum Commit<R> {
-    Yes(R),
-    No(R),
-}
-
-/// Commits when the body says so; rolls back when it says not to, and on errors.
-async fn finish<R>(tx: Tx, result: Result<Commit<R>, StoreError>) -> Result<R, StoreError> {
-    match result {
-        Ok(Commit::Yes(value)) => {
-            tx.commit().await.map_err(db_error)?;
-            Ok(value)
-        }
-        Ok(Commit::No(value)) => {
-            tx.rollback().await.map_err(db_error)?;
-            Ok(value)
-        }
-        Err(err) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(target: "sessions", error = %rollback, "postgres rollback failed");
-            }
-            Err(err)
-        }
+    /// The statements of this store in `tx`.
+    fn statements<'a>(&'a self, tx: &'a mut Tx) -> PgTx<'a> {
+        PgTx { tx, sql: &self.sql }
     }
 }
 
@@ -620,34 +430,6 @@ fn advisory_key(base: &str) -> i64 {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
     i64::from_ne_bytes(hash.to_ne_bytes())
-}
-
-/// A slot row of a `LEFT JOIN` (`None` when the session has no slot). `slot` names the slot
-/// when the query does not select it.
-fn slot_row(row: &PgRow, slot: Option<&str>) -> Result<Option<SlotRow>, sqlx::Error> {
-    let name: Option<String> = match slot {
-        Some(name) => Some(name.to_owned()),
-        None => row.try_get("slot")?,
-    };
-    let (Some(name), Some(type_tag), Some(version), Some(format_tag)) = (
-        name,
-        row.try_get::<Option<String>, _>("type_tag")?,
-        row.try_get::<Option<i64>, _>("version")?,
-        row.try_get::<Option<i16>, _>("format_tag")?,
-    ) else {
-        return Ok(None);
-    };
-    let field = match row.try_get::<Option<String>, _>("field")? {
-        Some(field) => Some((field, row.try_get::<Vec<u8>, _>("bytes")?)),
-        None => None,
-    };
-    Ok(Some(SlotRow {
-        slot: name,
-        type_tag,
-        version,
-        format_tag: i64::from(format_tag),
-        field,
-    }))
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -672,20 +454,9 @@ impl SessionStore for PostgresStore {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let created_at: i64 = first.try_get("created_at").map_err(db_error)?;
-        let expires_at: i64 = first.try_get("expires_at").map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|row| slot_row(row, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
-        let slots = sql::assemble(rows.into_iter().flatten())?;
         Ok(Some(Stored {
-            record: sql::record_of(slots),
-            deadline: Deadline {
-                created_at: sql::time(created_at)?,
-                expires_at: sql::time(expires_at)?,
-            },
+            deadline: sql::deadline_of(first)?,
+            record: sql::record_of(sql::slots_of(&rows, None, sql::slot_row)?),
         }))
     }
 
@@ -697,10 +468,15 @@ impl SessionStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let now = millis(self.clock.now());
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = self
-            .create_in(&mut tx, key.as_str(), record, deadline, now)
-            .await;
-        finish(tx, result).await
+        let result = sql::create(
+            &mut self.statements(&mut tx),
+            key.as_str(),
+            record,
+            deadline,
+            now,
+        )
+        .await;
+        sql::finish(tx, result).await
     }
 
     async fn save(
@@ -711,10 +487,15 @@ impl SessionStore for PostgresStore {
     ) -> Result<SaveOutcome, StoreError> {
         let now = millis(self.clock.now());
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = self
-            .save_in(&mut tx, key.as_str(), changes, deadline, now)
-            .await;
-        finish(tx, result).await
+        let result = sql::save(
+            &mut self.statements(&mut tx),
+            key.as_str(),
+            changes,
+            deadline,
+            now,
+        )
+        .await;
+        sql::finish(tx, result).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
@@ -725,5 +506,29 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Moves the session in one transaction that locks the old session's row first, as a
+    /// save does: a save to `from` committed before is carried over, one waiting for the lock
+    /// finds `from` gone.
+    async fn cycle(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        changes: &Changeset,
+        deadline: Deadline,
+    ) -> Result<SaveOutcome, StoreError> {
+        let now = millis(self.clock.now());
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let result = sql::cycle(
+            &mut self.statements(&mut tx),
+            from.as_str(),
+            to.as_str(),
+            changes,
+            deadline,
+            now,
+        )
+        .await;
+        sql::finish(tx, result).await
     }
 }

@@ -8,10 +8,18 @@
 //! | table | one row per | columns |
 //! |---|---|---|
 //! | `sessions` | session | `key` (the [`SessionKey`](crate::SessionKey), never the id), `created_at`, `expires_at` (ms since the Unix epoch) |
-//! | `sessions_slots` | slot | `key`, `slot`, `type_tag`, `version`, `format_tag`, and an order column |
+//! | `sessions_slots` | slot | `key`, `slot`, `type_tag`, `version`, `format_tag`, `revision` (see [`Slot::revision`]), and an order column |
 //! | `sessions_fields` | field | `key`, `slot`, `field`, `bytes`, and an order column |
 //!
-//! so a save writes exactly the fields and slots that changed.
+//! so a save writes exactly the fields and slots that changed. What a write transaction checks
+//! and in which order (create, save, cycle) is in [`transaction`], once for both stores.
+
+mod rows;
+mod transaction;
+
+pub(crate) use rows::{deadline_of, header_row, scanned, slot_row, slots_of};
+
+pub(crate) use transaction::{Commit, WriteTx, create, cycle, finish, first_revision, save};
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +28,7 @@ use bytes::Bytes;
 
 use crate::codec::Format;
 use crate::error::{ApplyError, RecordError};
-use crate::record::{Changeset, Name, Record, Slot, SlotChange};
+use crate::record::{Changeset, Record, Slot, SlotChange};
 use crate::registry::{MigrationReport, migrate_slot};
 use crate::schema::Session;
 use crate::store::StoreError;
@@ -151,79 +159,6 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// A slot's fields, as [`Slot`] keeps them.
-type SlotFields = Vec<(Name, Bytes)>;
-
-/// One row of a slot as read from the slots table joined with the fields table: the slot's
-/// header, and one of its fields (none for a slot without fields).
-pub(crate) struct SlotRow {
-    pub(crate) slot: String,
-    pub(crate) type_tag: String,
-    pub(crate) version: i64,
-    pub(crate) format_tag: i64,
-    pub(crate) field: Option<(String, Vec<u8>)>,
-}
-
-/// A slot from its stored header, refusing numbers no slot can have.
-pub(crate) fn slot_from_header(
-    slot: String,
-    type_tag: String,
-    version: i64,
-    format_tag: i64,
-    fields: SlotFields,
-) -> Result<Slot, RecordError> {
-    let malformed = |reason: String| RecordError::MalformedSlot {
-        slot: slot.clone(),
-        reason,
-    };
-    let version = u32::try_from(version)
-        .map_err(|_| malformed(format!("stored version {version} is out of range")))?;
-    let format_tag = u8::try_from(format_tag)
-        .map_err(|_| malformed(format!("stored format tag {format_tag} is out of range")))?;
-    Ok(Slot::from_parts(
-        slot.into(),
-        type_tag.into(),
-        version,
-        format_tag,
-        fields,
-    ))
-}
-
-/// Slots from rows ordered by slot, then field: consecutive rows of one slot make one slot.
-pub(crate) fn assemble(rows: impl IntoIterator<Item = SlotRow>) -> Result<Vec<Slot>, RecordError> {
-    let mut slots = Vec::new();
-    let mut current: Option<(SlotRow, SlotFields)> = None;
-    for mut row in rows {
-        let field = row.field.take();
-        let same = current
-            .as_ref()
-            .is_some_and(|(header, _)| header.slot == row.slot);
-        if !same {
-            if let Some((header, fields)) = current.take() {
-                slots.push(finish(header, fields)?);
-            }
-            current = Some((row, Vec::new()));
-        }
-        if let (Some((_, fields)), Some((name, bytes))) = (current.as_mut(), field) {
-            fields.push((name.into(), Bytes::from(bytes)));
-        }
-    }
-    if let Some((header, fields)) = current {
-        slots.push(finish(header, fields)?);
-    }
-    Ok(slots)
-}
-
-fn finish(header: SlotRow, fields: SlotFields) -> Result<Slot, RecordError> {
-    slot_from_header(
-        header.slot,
-        header.type_tag,
-        header.version,
-        header.format_tag,
-        fields,
-    )
-}
-
 /// A record of the given slots.
 pub(crate) fn record_of(slots: Vec<Slot>) -> Record {
     let mut record = Record::new();
@@ -233,19 +168,27 @@ pub(crate) fn record_of(slots: Vec<Slot>) -> Record {
     record
 }
 
-/// Whether a changeset holds a field update (which must be checked against the stored slot).
-pub(crate) fn has_field_updates(changes: &Changeset) -> bool {
-    changes
-        .iter()
-        .any(|change| matches!(change, SlotChange::Fields { .. }))
+/// Whether a save must read the stored slot headers first: to check a field update against
+/// its slot, or an expected revision ([`Changeset::expect`]).
+pub(crate) fn needs_headers(changes: &Changeset) -> bool {
+    changes.expected().len() > 0
+        || changes
+            .iter()
+            .any(|change| matches!(change, SlotChange::Fields { .. }))
 }
 
-/// Checks every change against the stored slot headers (slots without fields), as
-/// [`Record::apply`] would: a field update whose slot is gone or has another version or format
-/// is refused.
+/// Checks the expected revisions and every change against the stored slot headers (slots
+/// without fields), as [`Record::apply`] would: a stale revision is a conflict, a field update
+/// whose slot is gone or has another version or format is refused.
 pub(crate) fn check(headers: Vec<Slot>, changes: &Changeset) -> Result<(), ApplyError> {
     let stored = record_of(headers);
+    stored.check_expected(changes)?;
     changes.iter().try_for_each(|change| stored.check(change))
+}
+
+/// The revision as stored (saturating: no slot is saved 2⁶³ times).
+pub(crate) fn revision_column(revision: u64) -> i64 {
+    i64::try_from(revision).unwrap_or(i64::MAX)
 }
 
 /// A slot's fields without repeated names: a repeated name keeps its first place and its last
@@ -431,6 +374,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::rows::{SlotRow, assemble};
     use super::*;
 
     #[test]
@@ -461,6 +405,7 @@ mod tests {
             type_tag: slot.into(),
             version: 1,
             format_tag: 1,
+            revision: 1,
             field: field.map(|(n, v)| (n.into(), v.as_bytes().to_vec())),
         };
         let slots = assemble([

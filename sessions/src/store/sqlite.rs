@@ -1,25 +1,24 @@
 //! [`SqliteStore`]: sessions in a SQLite database (feature `sqlite`).
 
 mod queries;
+mod write;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 
 use crate::codec::Format;
 use crate::expiry::{Clock, Deadline, SystemClock};
 use crate::id::SessionKey;
-use crate::record::{Changeset, Record, Slot, SlotChange};
+use crate::record::{Changeset, Record};
 use crate::registry::MigrationReport;
 use crate::schema::Session;
 use crate::store::sql::{
-    self, DEFAULT_TABLE, Migrated, PAGE, Rewrite, Scanned, SlotRow, TableNameError, Tables,
+    self, Commit, DEFAULT_TABLE, Migrated, PAGE, Rewrite, Scanned, TableNameError, Tables, WriteTx,
     db_error, millis,
 };
 use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
@@ -71,13 +70,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```sql
 /// CREATE TABLE "sessions" (key TEXT PRIMARY KEY, created_at INTEGER, expires_at INTEGER) WITHOUT ROWID;
 /// CREATE TABLE "sessions_slots" (id INTEGER PRIMARY KEY, key TEXT, slot TEXT, type_tag TEXT,
-///     version INTEGER, format_tag INTEGER, UNIQUE (key, slot));
+///     version INTEGER, format_tag INTEGER, revision INTEGER DEFAULT 1, UNIQUE (key, slot));
 /// CREATE TABLE "sessions_fields" (id INTEGER PRIMARY KEY, key TEXT, slot TEXT, field TEXT,
 ///     bytes BLOB, UNIQUE (key, slot, field));
 /// ```
 ///
 /// `key` is the [`SessionKey`] (a SHA-256 of the id), never the id; times are milliseconds
-/// since the Unix epoch; `id` keeps slots and fields in the order they were first written.
+/// since the Unix epoch; `id` keeps slots and fields in the order they were first written;
+/// `revision` counts the saves that changed the slot ([`Slot::revision`](crate::Slot::revision)).
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -237,7 +237,9 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Creates the tables and indexes if they do not exist; running it again changes nothing.
+    /// Creates the tables and indexes if they do not exist, and brings tables made by an
+    /// earlier release up to date (slots made before revisions existed start at revision 1);
+    /// running it again changes nothing.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -252,6 +254,17 @@ impl SqliteStore {
         let result = async {
             for statement in &self.sql.schema {
                 sqlx::query(statement)
+                    .execute(&mut *write.tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            let has_revision: i64 = sqlx::query_scalar(&self.sql.has_revision)
+                .bind(&self.sql.slots_table)
+                .fetch_one(&mut *write.tx)
+                .await
+                .map_err(db_error)?;
+            if has_revision == 0 {
+                sqlx::query(&self.sql.add_revision)
                     .execute(&mut *write.tx)
                     .await
                     .map_err(db_error)?;
@@ -381,16 +394,7 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Scanned {
-                    key: row.try_get("key")?,
-                    type_tag: row.try_get("type_tag")?,
-                    version: row.try_get("version")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_error)
+        sql::scanned(&rows)
     }
 
     async fn migrate_one<T: Session>(
@@ -400,194 +404,41 @@ impl SqliteStore {
     ) -> Result<Migrated, StoreError> {
         let now = millis(self.clock.now());
         let mut write = self.begin_write().await?;
-        let result = self.migrate_in::<T>(&mut write.tx, &key, now, format).await;
+        let result = self.migrate_in::<T>(&mut write, &key, now, format).await;
         write.finish(result).await
     }
 
     async fn migrate_in<T: Session>(
         &self,
-        tx: &mut Tx,
+        write: &mut write::Write,
         key: &str,
         now: i64,
         format: Format,
     ) -> Result<Commit<Migrated>, StoreError> {
-        let live = sqlx::query(&self.sql.live_session)
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        if live.is_none() {
+        if !write.statements(&self.sql).lock_live(key, now).await? {
             return Ok(Commit::No(Migrated::Gone));
         }
         let rows = sqlx::query(&self.sql.load_slot)
             .bind(key)
             .bind(T::NAME)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *write.tx)
             .await
             .map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|row| slot_row(row, Some(T::NAME)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
-        let Some(slot) = sql::assemble(rows.into_iter().flatten())?.pop() else {
+        let Some(slot) = sql::slots_of(&rows, Some(T::NAME), sql::slot_row)?.pop() else {
             return Ok(Commit::No(Migrated::Gone));
         };
         match sql::rewrite::<T>(key, &slot, format) {
             Rewrite::Keep(outcome) => Ok(Commit::No(outcome)),
             Rewrite::Write { from, slot } => {
-                self.put(tx, key, &slot).await?;
+                // A rewrite changes the slot: its revision moves one up.
+                write
+                    .statements(&self.sql)
+                    .put(key, &[&slot], false)
+                    .await?;
                 Ok(Commit::Yes(Migrated::From(from)))
             }
         }
     }
-
-    /// Starts a write transaction: in turn with this store's other writers, holding SQLite's
-    /// write lock from the start (`BEGIN IMMEDIATE`), so a read in it never has to be upgraded.
-    async fn begin_write(&self) -> Result<Write, StoreError> {
-        let turn = self.writer.clone().lock_owned().await;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        Ok(Write { _turn: turn, tx })
-    }
-
-    /// Writes a whole slot: its header (keeping its place when it exists), and exactly its fields.
-    async fn put(&self, tx: &mut Tx, key: &str, slot: &Slot) -> Result<(), StoreError> {
-        sqlx::query(&self.sql.upsert_slot)
-            .bind(key)
-            .bind(slot.name())
-            .bind(slot.type_tag())
-            .bind(i64::from(slot.version()))
-            .bind(i64::from(slot.format_tag()))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(&self.sql.delete_slot_fields)
-            .bind(key)
-            .bind(slot.name())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        self.upsert_fields(tx, key, slot.name(), slot.fields())
-            .await
-    }
-
-    async fn upsert_fields<'a>(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        slot: &str,
-        fields: impl IntoIterator<Item = (&'a str, &'a bytes::Bytes)>,
-    ) -> Result<(), StoreError> {
-        for (field, bytes) in sql::distinct_fields(fields) {
-            sqlx::query(&self.sql.upsert_field)
-                .bind(key)
-                .bind(slot)
-                .bind(field)
-                .bind(bytes)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
-    async fn remove(&self, tx: &mut Tx, key: &str, slot: &str) -> Result<(), StoreError> {
-        for statement in [&self.sql.delete_slot_fields, &self.sql.delete_slot] {
-            sqlx::query(statement)
-                .bind(key)
-                .bind(slot)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
-    /// Removes a session's slots and fields (not the session row).
-    async fn clear(&self, tx: &mut Tx, key: &str) -> Result<(), StoreError> {
-        for statement in [
-            &self.sql.delete_session_fields,
-            &self.sql.delete_session_slots,
-        ] {
-            sqlx::query(statement)
-                .bind(key)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-}
-
-type Tx = Transaction<'static, Sqlite>;
-
-/// Whether a write transaction commits, and what it returns.
-enum Commit<R> {
-    Yes(R),
-    No(R),
-}
-
-/// A write transaction, and this store's write turn (released after the transaction ends).
-/// Fields drop in order: a transaction dropped unfinished (a cancelled request) queues its
-/// rollback before the turn passes on.
-struct Write {
-    tx: Tx,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Write {
-    /// Commits when the body says so; rolls back when it says not to, and on errors.
-    async fn finish<R>(self, result: Result<Commit<R>, StoreError>) -> Result<R, StoreError> {
-        match result {
-            Ok(Commit::Yes(value)) => {
-                self.tx.commit().await.map_err(db_error)?;
-                Ok(value)
-            }
-            Ok(Commit::No(value)) => {
-                self.tx.rollback().await.map_err(db_error)?;
-                Ok(value)
-            }
-            Err(err) => {
-                if let Err(rollback) = self.tx.rollback().await {
-                    tracing::warn!(target: "sessions", error = %rollback, "sqlite rollback failed");
-                }
-                Err(err)
-            }
-        }
-    }
-}
-
-/// A slot row of a `LEFT JOIN` (`None` when the session has no slot). `slot` names the slot
-/// when the query does not select it.
-fn slot_row(row: &SqliteRow, slot: Option<&str>) -> Result<Option<SlotRow>, sqlx::Error> {
-    let name: Option<String> = match slot {
-        Some(name) => Some(name.to_owned()),
-        None => row.try_get("slot")?,
-    };
-    let (Some(name), Some(type_tag), Some(version), Some(format_tag)) = (
-        name,
-        row.try_get::<Option<String>, _>("type_tag")?,
-        row.try_get::<Option<i64>, _>("version")?,
-        row.try_get::<Option<i64>, _>("format_tag")?,
-    ) else {
-        return Ok(None);
-    };
-    let field = match row.try_get::<Option<String>, _>("field")? {
-        Some(field) => Some((field, row.try_get::<Vec<u8>, _>("bytes")?)),
-        None => None,
-    };
-    Ok(Some(SlotRow {
-        slot: name,
-        type_tag,
-        version,
-        format_tag,
-        field,
-    }))
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -611,20 +462,9 @@ impl SessionStore for SqliteStore {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let created_at: i64 = first.try_get("created_at").map_err(db_error)?;
-        let expires_at: i64 = first.try_get("expires_at").map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|row| slot_row(row, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
-        let slots = sql::assemble(rows.into_iter().flatten())?;
         Ok(Some(Stored {
-            record: sql::record_of(slots),
-            deadline: Deadline {
-                created_at: sql::time(created_at)?,
-                expires_at: sql::time(expires_at)?,
-            },
+            deadline: sql::deadline_of(first)?,
+            record: sql::record_of(sql::slots_of(&rows, None, sql::slot_row)?),
         }))
     }
 
@@ -636,9 +476,8 @@ impl SessionStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let now = millis(self.clock.now());
         let mut write = self.begin_write().await?;
-        let result = self
-            .create_in(&mut write.tx, key.as_str(), record, deadline, now)
-            .await;
+        let mut tx = write.statements(&self.sql);
+        let result = sql::create(&mut tx, key.as_str(), record, deadline, now).await;
         write.finish(result).await
     }
 
@@ -650,125 +489,30 @@ impl SessionStore for SqliteStore {
     ) -> Result<SaveOutcome, StoreError> {
         let now = millis(self.clock.now());
         let mut write = self.begin_write().await?;
-        let result = self
-            .save_in(&mut write.tx, key.as_str(), changes, deadline, now)
-            .await;
+        let mut tx = write.statements(&self.sql);
+        let result = sql::save(&mut tx, key.as_str(), changes, deadline, now).await;
         write.finish(result).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         let mut write = self.begin_write().await?;
-        let result = async {
-            self.clear(&mut write.tx, key.as_str()).await?;
-            sqlx::query(&self.sql.delete_session)
-                .bind(key.as_str())
-                .execute(&mut *write.tx)
-                .await
-                .map_err(db_error)?;
-            Ok(Commit::Yes(()))
-        }
-        .await;
-        write.finish(result).await
-    }
-}
-
-impl SqliteStore {
-    async fn create_in(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        record: &Record,
-        deadline: Deadline,
-        now: i64,
-    ) -> Result<Commit<()>, StoreError> {
-        let (created_at, expires_at) = (millis(deadline.created_at), millis(deadline.expires_at));
-        let inserted = sqlx::query(&self.sql.insert_session)
-            .bind(key)
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if inserted == 0 {
-            // The key is taken: only an expired leftover may be replaced.
-            let replaced = sqlx::query(&self.sql.replace_expired_session)
-                .bind(key)
-                .bind(created_at)
-                .bind(expires_at)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            if replaced == 0 {
-                return Err(StoreError::Collision);
-            }
-            self.clear(tx, key).await?;
-        }
-        for slot in record.slots() {
-            self.put(tx, key, slot).await?;
-        }
-        Ok(Commit::Yes(()))
+        let result = write.statements(&self.sql).delete(key.as_str()).await;
+        write.finish(result.map(Commit::Yes)).await
     }
 
-    async fn save_in(
+    /// Moves the session in one transaction under the write lock: a save to `from` either
+    /// committed before (and is carried over) or runs after and finds `from` gone.
+    async fn cycle(
         &self,
-        tx: &mut Tx,
-        key: &str,
+        from: &SessionKey,
+        to: &SessionKey,
         changes: &Changeset,
         deadline: Deadline,
-        now: i64,
-    ) -> Result<Commit<SaveOutcome>, StoreError> {
-        // The session row first: it is what makes a save an update, never an upsert.
-        let updated = sqlx::query(&self.sql.touch_session)
-            .bind(key)
-            .bind(millis(deadline.created_at))
-            .bind(millis(deadline.expires_at))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if updated == 0 {
-            return Ok(Commit::No(SaveOutcome::Missing));
-        }
-        if sql::has_field_updates(changes) {
-            let rows = sqlx::query(&self.sql.slot_headers)
-                .bind(key)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(db_error)?;
-            let headers = rows
-                .iter()
-                .map(|row| {
-                    let header = (
-                        row.try_get("slot")?,
-                        row.try_get("type_tag")?,
-                        row.try_get("version")?,
-                        row.try_get("format_tag")?,
-                    );
-                    Ok::<_, sqlx::Error>(header)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_error)?
-                .into_iter()
-                .map(|(slot, type_tag, version, format_tag)| {
-                    sql::slot_from_header(slot, type_tag, version, format_tag, Vec::new())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            sql::check(headers, changes)?;
-        }
-        for change in changes.iter() {
-            match change {
-                SlotChange::Put(slot) => self.put(tx, key, slot).await?,
-                SlotChange::Fields { slot, fields, .. } => {
-                    let fields = fields.iter().map(|(name, bytes)| (&**name, bytes));
-                    self.upsert_fields(tx, key, slot, fields).await?;
-                }
-                SlotChange::Remove { slot } => self.remove(tx, key, slot).await?,
-            }
-        }
-        Ok(Commit::Yes(SaveOutcome::Saved))
+    ) -> Result<SaveOutcome, StoreError> {
+        let now = millis(self.clock.now());
+        let mut write = self.begin_write().await?;
+        let mut tx = write.statements(&self.sql);
+        let result = sql::cycle(&mut tx, from.as_str(), to.as_str(), changes, deadline, now).await;
+        write.finish(result).await
     }
 }

@@ -3,6 +3,8 @@
 //! own, so it may count everything in them.
 #![allow(dead_code)]
 
+pub(crate) mod revisions;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,8 @@ pub(crate) trait SqlStore: SessionStore + Clone {
     fn rows(&self, key: &str) -> impl Future<Output = Rows> + Send;
     /// Sets a stored slot's version column to `version`.
     fn set_version(&self, key: &str, slot: &str, version: i64) -> impl Future<Output = ()> + Send;
+    /// `migrate()`: creates or brings up to date the store's tables.
+    fn migrate_tables(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Row counts under one key: (sessions, slots, fields).

@@ -12,6 +12,9 @@ pub(super) struct Queries {
     pub(super) touch_session: String,
     pub(super) slot_headers: String,
     pub(super) upsert_slots: String,
+    pub(super) bump_revisions: String,
+    pub(super) copy_slots: String,
+    pub(super) copy_fields: String,
     pub(super) upsert_fields: String,
     pub(super) delete_slots_fields: String,
     pub(super) delete_slots: String,
@@ -51,9 +54,12 @@ impl Queries {
                         type_tag TEXT NOT NULL,
                         version BIGINT NOT NULL,
                         format_tag SMALLINT NOT NULL,
+                        revision BIGINT NOT NULL DEFAULT 1,
                         PRIMARY KEY (key, slot)
                     )"
                 ),
+                // Tables made before slots had revisions get the column (their slots start at 1).
+                format!("ALTER TABLE {sl} ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 1"),
                 format!("CREATE INDEX IF NOT EXISTS {slots_by_name} ON {sl} (slot, key)"),
                 format!(
                     "CREATE TABLE IF NOT EXISTS {f} (
@@ -68,8 +74,8 @@ impl Queries {
                 ),
             ],
             load: format!(
-                "SELECT s.created_at, s.expires_at,
-                        sl.slot, sl.type_tag, sl.version, sl.format_tag, f.field, f.bytes
+                "SELECT s.created_at, s.expires_at, sl.slot, sl.type_tag, sl.version,
+                        sl.format_tag::bigint AS format_tag, sl.revision, f.field, f.bytes
                  FROM {s} AS s
                  LEFT JOIN {sl} AS sl ON sl.key = s.key
                  LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
@@ -87,16 +93,30 @@ impl Queries {
                 "UPDATE {s} SET created_at = $2, expires_at = $3 WHERE key = $1 AND expires_at > $4"
             ),
             slot_headers: format!(
-                "SELECT slot, type_tag, version, format_tag FROM {sl} WHERE key = $1"
+                "SELECT slot, type_tag, version, format_tag::bigint AS format_tag, revision
+                 FROM {sl} WHERE key = $1"
             ),
             upsert_slots: format!(
-                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag)
-                 SELECT $1, u.slot, u.type_tag, u.version, u.format_tag
-                 FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::smallint[])
-                      WITH ORDINALITY AS u (slot, type_tag, version, format_tag, n)
+                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
+                 SELECT $1, u.slot, u.type_tag, u.version, u.format_tag, u.revision
+                 FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::smallint[], $6::bigint[])
+                      WITH ORDINALITY AS u (slot, type_tag, version, format_tag, revision, n)
                  ORDER BY u.n
                  ON CONFLICT (key, slot) DO UPDATE SET
-                    type_tag = EXCLUDED.type_tag, version = EXCLUDED.version, format_tag = EXCLUDED.format_tag"
+                    type_tag = EXCLUDED.type_tag, version = EXCLUDED.version,
+                    format_tag = EXCLUDED.format_tag, revision = {sl}.revision + 1"
+            ),
+            bump_revisions: format!(
+                "UPDATE {sl} SET revision = revision + 1 WHERE key = $1 AND slot = ANY($2::text[])"
+            ),
+            copy_slots: format!(
+                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
+                 SELECT $2, slot, type_tag, version, format_tag, revision
+                 FROM {sl} WHERE key = $1 ORDER BY pos"
+            ),
+            copy_fields: format!(
+                "INSERT INTO {f} (key, slot, field, bytes)
+                 SELECT $2, slot, field, bytes FROM {f} WHERE key = $1 ORDER BY pos"
             ),
             upsert_fields: format!(
                 "INSERT INTO {f} (key, slot, field, bytes)
@@ -127,7 +147,8 @@ impl Queries {
                  ORDER BY sl.key LIMIT $4"
             ),
             load_slot: format!(
-                "SELECT sl.type_tag, sl.version, sl.format_tag, f.field, f.bytes
+                "SELECT sl.type_tag, sl.version, sl.format_tag::bigint AS format_tag, sl.revision,
+                        f.field, f.bytes
                  FROM {sl} AS sl
                  LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
                  WHERE sl.key = $1 AND sl.slot = $2

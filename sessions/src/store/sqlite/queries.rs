@@ -6,12 +6,18 @@ use crate::store::sql::Tables;
 pub(super) struct Queries {
     pub(super) tables: Tables,
     pub(super) schema: Vec<String>,
+    pub(super) has_revision: String,
+    pub(super) add_revision: String,
+    pub(super) slots_table: String,
     pub(super) load: String,
     pub(super) insert_session: String,
     pub(super) replace_expired_session: String,
     pub(super) touch_session: String,
     pub(super) slot_headers: String,
     pub(super) upsert_slot: String,
+    pub(super) bump_revision: String,
+    pub(super) copy_slots: String,
+    pub(super) copy_fields: String,
     pub(super) upsert_field: String,
     pub(super) delete_slot_fields: String,
     pub(super) delete_slot: String,
@@ -57,6 +63,7 @@ impl Queries {
                         type_tag TEXT NOT NULL,
                         version INTEGER NOT NULL,
                         format_tag INTEGER NOT NULL,
+                        revision INTEGER NOT NULL DEFAULT 1,
                         UNIQUE (key, slot)
                     )"
                 ),
@@ -73,9 +80,16 @@ impl Queries {
                     )"
                 ),
             ],
+            // Tables made before slots had revisions get the column (their slots start at 1).
+            has_revision: "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'revision'"
+                .to_owned(),
+            add_revision: format!(
+                "ALTER TABLE {sl} ADD COLUMN revision INTEGER NOT NULL DEFAULT 1"
+            ),
+            slots_table: format!("{}_slots", tables.base),
             load: format!(
-                "SELECT s.created_at, s.expires_at,
-                        sl.slot, sl.type_tag, sl.version, sl.format_tag, f.field, f.bytes
+                "SELECT s.created_at, s.expires_at, sl.slot, sl.type_tag, sl.version,
+                        sl.format_tag, sl.revision, f.field, f.bytes
                  FROM {s} AS s
                  LEFT JOIN {sl} AS sl ON sl.key = s.key
                  LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
@@ -93,12 +107,26 @@ impl Queries {
                 "UPDATE {s} SET created_at = ?2, expires_at = ?3 WHERE key = ?1 AND expires_at > ?4"
             ),
             slot_headers: format!(
-                "SELECT slot, type_tag, version, format_tag FROM {sl} WHERE key = ?1"
+                "SELECT slot, type_tag, version, format_tag, revision FROM {sl} WHERE key = ?1"
             ),
             upsert_slot: format!(
-                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (key, slot) DO UPDATE SET
-                    type_tag = excluded.type_tag, version = excluded.version, format_tag = excluded.format_tag"
+                    type_tag = excluded.type_tag, version = excluded.version,
+                    format_tag = excluded.format_tag, revision = {sl}.revision + 1"
+            ),
+            bump_revision: format!(
+                "UPDATE {sl} SET revision = revision + 1 WHERE key = ?1 AND slot = ?2"
+            ),
+            copy_slots: format!(
+                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
+                 SELECT ?2, slot, type_tag, version, format_tag, revision
+                 FROM {sl} WHERE key = ?1 ORDER BY id"
+            ),
+            copy_fields: format!(
+                "INSERT INTO {f} (key, slot, field, bytes)
+                 SELECT ?2, slot, field, bytes FROM {f} WHERE key = ?1 ORDER BY id"
             ),
             upsert_field: format!(
                 "INSERT INTO {f} (key, slot, field, bytes) VALUES (?1, ?2, ?3, ?4)
@@ -122,7 +150,7 @@ impl Queries {
                  ORDER BY sl.key LIMIT ?4"
             ),
             load_slot: format!(
-                "SELECT sl.type_tag, sl.version, sl.format_tag, f.field, f.bytes
+                "SELECT sl.type_tag, sl.version, sl.format_tag, sl.revision, f.field, f.bytes
                  FROM {sl} AS sl
                  LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
                  WHERE sl.key = ?1 AND sl.slot = ?2
