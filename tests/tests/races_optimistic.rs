@@ -14,10 +14,11 @@ use axum::extract::Path;
 use axum::routing::post;
 use axum::{Extension, Router};
 use http::StatusCode;
-use sessions::prelude::*;
+use http_common::Reply;
 use sessions::SessionRejection;
+use sessions::prelude::*;
 
-use http_common::{Cart, Prefs, post_with, routes, show};
+use http_common::{Cart, Prefs, post_with, routes};
 use races_common::{Gate, every_store, stored_cart};
 
 every_store!(
@@ -26,17 +27,6 @@ every_store!(
     other_slots_do_not_conflict,
     last_writer_wins_when_off,
 );
-
-/// Loads the cart, waits at the gate, then sets the coupon.
-async fn slow_coupon(
-    Extension(gate): Extension<Gate>,
-    mut cart: Typed<Cart>,
-    Path(code): Path<String>,
-) -> String {
-    gate.pause().await;
-    cart.set_coupon(Some(code));
-    show(cart.value())
-}
 
 /// Pushes an item and saves inside the handler; on a conflict it reloads and tries again.
 /// The first attempt waits at the gate between its load and its save.
@@ -68,9 +58,23 @@ async fn set_lang(mut prefs: Typed<Prefs>, Path(lang): Path<String>) -> &'static
     "lang set"
 }
 
+/// Request B (`b_path`) loads the session and waits at the gate; request A (`a_path`) runs to
+/// the end (it must succeed); then B goes on. B's reply.
+async fn race(app: &Router, gate: &Gate, id: &str, b_path: &'static str, a_path: &str) -> Reply {
+    let b = tokio::spawn({
+        let (app, id) = (app.clone(), id.to_owned());
+        async move { post_with(&app, b_path, Some(&id)).await }
+    });
+    gate.reached().await;
+    let a = post_with(app, a_path, Some(id)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    gate.release();
+    b.await.expect("request B")
+}
+
 fn app<S: SessionStore + Clone>(store: S, gate: Gate, optimistic: bool) -> Router {
     routes()
-        .route("/slow/coupon/{code}", post(slow_coupon))
+        .route("/slow/coupon/{code}", post(races_common::slow_coupon))
         .route("/retry/{sku}", post(retrying_item))
         .route("/lang/{lang}", post(set_lang))
         .layer(Extension(gate))
@@ -89,15 +93,7 @@ async fn second_writer_of_a_slot_gets_409<S: SessionStore + Clone>(store: S) {
     let app = app(store.clone(), gate.clone(), true);
     let id = post_with(&app, "/cart/seed", None).await.cookie();
 
-    let b = tokio::spawn({
-        let (app, id) = (app.clone(), id.clone());
-        async move { post_with(&app, "/slow/coupon/b", Some(&id)).await }
-    });
-    gate.reached().await;
-    let a = post_with(&app, "/coupon/a", Some(&id)).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    gate.release();
-    let b = b.await.expect("request B");
+    let b = race(&app, &gate, &id, "/slow/coupon/b", "/coupon/a").await;
     assert_eq!(b.status, StatusCode::CONFLICT, "{}", b.body);
     assert_eq!(
         b.header("x-session-error"),
@@ -105,7 +101,11 @@ async fn second_writer_of_a_slot_gets_409<S: SessionStore + Clone>(store: S) {
     );
     assert!(b.set_cookies().is_empty(), "a refused save set a cookie");
     let cart = stored_cart(&store, &id).await.expect("the session lives");
-    assert_eq!(cart.coupon.as_deref(), Some("a"), "the first writer's change was lost");
+    assert_eq!(
+        cart.coupon.as_deref(),
+        Some("a"),
+        "the first writer's change was lost"
+    );
     assert_eq!(cart.items, ["seed"]);
 
     // Without a race the same request goes through.
@@ -122,15 +122,7 @@ async fn handler_retries_after_a_conflict<S: SessionStore + Clone>(store: S) {
     let app = app(store.clone(), gate.clone(), true);
     let id = post_with(&app, "/cart/seed", None).await.cookie();
 
-    let b = tokio::spawn({
-        let (app, id) = (app.clone(), id.clone());
-        async move { post_with(&app, "/retry/b", Some(&id)).await }
-    });
-    gate.reached().await;
-    let a = post_with(&app, "/cart/a", Some(&id)).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    gate.release();
-    let b = b.await.expect("request B");
+    let b = race(&app, &gate, &id, "/retry/b", "/cart/a").await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
     assert_eq!(b.body, "attempts=2");
     let cart = stored_cart(&store, &id).await.expect("the session lives");
@@ -152,19 +144,13 @@ async fn other_slots_do_not_conflict<S: SessionStore + Clone>(store: S) {
     let app = app(store.clone(), gate.clone(), true);
     let id = post_with(&app, "/cart/seed", None).await.cookie();
 
-    let b = tokio::spawn({
-        let (app, id) = (app.clone(), id.clone());
-        async move { post_with(&app, "/slow/coupon/b", Some(&id)).await }
-    });
-    gate.reached().await;
-    let a = post_with(&app, "/lang/fr", Some(&id)).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    gate.release();
-    let b = b.await.expect("request B");
+    let b = race(&app, &gate, &id, "/slow/coupon/b", "/lang/fr").await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
     let cart = stored_cart(&store, &id).await.expect("the session lives");
     assert_eq!(cart.coupon.as_deref(), Some("b"));
-    let stored = races_common::stored(&store, &id).await.expect("the session lives");
+    let stored = races_common::stored(&store, &id)
+        .await
+        .expect("the session lives");
     let mut registry = sessions::Registry::new();
     registry.register::<Prefs>().expect("register Prefs");
     let prefs = registry
@@ -180,15 +166,7 @@ async fn last_writer_wins_when_off<S: SessionStore + Clone>(store: S) {
     let app = app(store.clone(), gate.clone(), false);
     let id = post_with(&app, "/cart/seed", None).await.cookie();
 
-    let b = tokio::spawn({
-        let (app, id) = (app.clone(), id.clone());
-        async move { post_with(&app, "/slow/coupon/b", Some(&id)).await }
-    });
-    gate.reached().await;
-    let a = post_with(&app, "/coupon/a", Some(&id)).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    gate.release();
-    let b = b.await.expect("request B");
+    let b = race(&app, &gate, &id, "/slow/coupon/b", "/coupon/a").await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
     let cart = stored_cart(&store, &id).await.expect("the session lives");
     assert_eq!(cart.coupon.as_deref(), Some("b"));

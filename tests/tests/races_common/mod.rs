@@ -227,7 +227,7 @@ impl Gate {
 // ---- the routes ------------------------------------------------------------------------------
 
 /// Loads the cart, waits at the gate, then sets the coupon.
-async fn slow_coupon(
+pub(crate) async fn slow_coupon(
     Extension(gate): Extension<Gate>,
     mut cart: Typed<Cart>,
     Path(code): Path<String>,
