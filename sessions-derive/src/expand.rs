@@ -88,14 +88,29 @@ fn fallback(input: &DeriveInput) -> TokenStream {
             const VERSION: ::core::primitive::u32 = 1;
             const FIELDS: &'static [&'static ::core::primitive::str] = &[];
             type Previous = #krate::__private::NoPrevious;
-            type Access = #krate::__private::State<Self>;
+            type Access = #krate::__private::State<Self, ()>;
+            type Cells = ();
+            const LAZY: ::core::primitive::bool = false;
             fn encode_field(&self, index: ::core::primitive::usize, _: #krate::__private::Format)
                 -> ::core::result::Result<#krate::__private::Bytes, #krate::__private::EncodeError> {
                 #krate::__private::no_such_field("", index)
             }
-            fn decode(reader: &#krate::__private::SlotReader<'_>)
+            fn cells() {}
+            fn check_cells(_: &(), reader: &#krate::__private::SlotReader<'_>)
+                -> ::core::result::Result<(), #krate::__private::DecodeError> {
+                #krate::__private::invalid_derive(reader)
+            }
+            fn assemble(_: (), reader: &#krate::__private::SlotReader<'_>)
                 -> ::core::result::Result<Self, #krate::__private::DecodeError> {
                 #krate::__private::invalid_derive(reader)
+            }
+            fn snapshot(_: &(), _: &#krate::__private::DirtySet, _: &#krate::__private::SlotReader<'_>)
+                -> ::core::result::Result<Self, #krate::__private::EncodeError> {
+                #krate::__private::never_lazy("")
+            }
+            fn encode_cell(_: &(), _: ::core::primitive::usize, _: #krate::__private::Format)
+                -> ::core::result::Result<#krate::__private::Bytes, #krate::__private::EncodeError> {
+                #krate::__private::never_lazy("")
             }
             fn from_previous(previous: #krate::__private::NoPrevious) -> Self {
                 #krate::__private::no_previous(previous)
@@ -109,44 +124,132 @@ fn expand(input: &Input<'_>) -> TokenStream {
     let private = quote!(#krate::__private);
     let ident = input.ident;
     let vis = input.vis;
-    let access = format_ident!("__SessionAccess{}", syn::ext::IdentExt::unraw(ident));
+    let unraw = syn::ext::IdentExt::unraw(ident);
+    let access = format_ident!("__SessionAccess{}", unraw);
+    let cells = format_ident!("__SessionCells{}", unraw);
 
     let name = input.type_name();
     let version = input.version();
     let stored: Vec<&Field<'_>> = input.stored_fields().collect();
     let stored_names: Vec<String> = stored.iter().map(|f| f.stored_name()).collect();
+    let lazy = input.fields.iter().all(Field::is_stored);
 
     let impl_generics_owned = bounded_generics(input);
     let (impl_generics, ty_generics, where_clause) = impl_generics_owned.split_for_impl();
     let def_generics = input.generics;
     let def_where = &input.generics.where_clause;
     let this = quote!(#ident #ty_generics);
+    let cells_ty = quote!(<#cells #ty_generics>);
+    // Outside the `Session` impl, `Self` in a field's type is not the struct.
+    let outside = |ty: &syn::Type| replace_self(&quote!(#ty), &this);
+    let cell_types: Vec<TokenStream> = stored.iter().map(|f| outside(f.ty)).collect();
+    let cell_index: Vec<syn::Index> = (0..stored.len()).map(syn::Index::from).collect();
+    let decoders: Vec<Ident> = stored.iter().map(|f| hook("__decode_", f.ident)).collect();
+    let encoders: Vec<Ident> = stored.iter().map(|f| hook("__encode_", f.ident)).collect();
+    let members: Vec<&Ident> = stored.iter().map(|f| f.ident).collect();
 
-    let encode_arms = stored.iter().enumerate().map(|(index, field)| {
-        let member = field.ident;
-        let ty = field.ty;
+    // The only places that need the field's serde impls (and so report a missing one, once).
+    let field_hooks = stored.iter().enumerate().map(|(index, field)| {
+        let ty = &cell_types[index];
+        let span = field.ty.span();
         let stored_name = &stored_names[index];
-        // `::<#ty>` puts "`Item: Serialize` is not satisfied" on the field's whole type.
-        quote_spanned! {ty.span()=>
-            #index => #private::encode::<#ty>(format, #name, #stored_name, &self.#member),
-        }
-    });
-
-    let decode_fields = input.fields.iter().map(|field| {
-        let member = field.ident;
-        let ty = field.ty;
-        if !field.is_stored() {
-            quote_spanned! {ty.span()=> #member: #private::skipped::<#ty>(), }
-        } else if field.attrs.default.is_some() {
-            let stored_name = field.stored_name();
-            quote_spanned! {ty.span()=> #member: #private::field_or_default::<#ty>(reader, #stored_name)?, }
+        let (decode, encode) = (&decoders[index], &encoders[index]);
+        let read = if field.attrs.default.is_some() {
+            quote_spanned! {span=> #private::field_or_default::<#ty>(reader, #stored_name) }
         } else {
-            let stored_name = field.stored_name();
-            quote_spanned! {ty.span()=> #member: #private::field::<#ty>(reader, #stored_name)?, }
+            quote_spanned! {span=> #private::field::<#ty>(reader, #stored_name) }
+        };
+        // `::<#ty>` puts "`Item: Serialize` is not satisfied" on the field's whole type.
+        let write =
+            quote_spanned! {span=> #private::encode::<#ty>(format, #name, #stored_name, value) };
+        quote! {
+            #[inline]
+            fn #encode(format: #private::Format, value: &#ty)
+                -> ::core::result::Result<#private::Bytes, #private::EncodeError> {
+                #write
+            }
+            #[inline]
+            fn #decode(reader: &#private::SlotReader<'_>)
+                -> ::core::result::Result<#ty, #private::DecodeError> {
+                #read
+            }
         }
     });
 
-    let accessors = accessors(input, &private, &stored);
+    let encode_arms = (0..stored.len()).map(|index| {
+        let (member, encode) = (members[index], &encoders[index]);
+        quote! { #index => #cells_ty::#encode(format, &self.#member), }
+    });
+    let encode_cell_arms = (0..stored.len()).map(|index| {
+        let (at, encode, stored_name) = (&cell_index[index], &encoders[index], &stored_names[index]);
+        quote! { #index => #private::encode_cell(&cells.#at, format, #name, #stored_name, #cells_ty::#encode), }
+    });
+
+    let assemble_fields = input.fields.iter().map(|field| {
+        let member = field.ident;
+        match stored.iter().position(|f| f.ident == member) {
+            Some(index) => {
+                let (at, decode) = (&cell_index[index], &decoders[index]);
+                quote! { #member: #private::take_cell(cells.#at, reader, #cells_ty::#decode)?, }
+            }
+            None => {
+                let ty = field.ty;
+                quote_spanned! {ty.span()=> #member: #private::skipped::<#ty>(), }
+            }
+        }
+    });
+
+    // Types with `skip` fields always load whole: their lazy hooks are never called.
+    let lazy_hooks = if lazy {
+        let checks = (0..stored.len()).map(|index| {
+            let (at, decode, stored_name) = (&cell_index[index], &decoders[index], &stored_names[index]);
+            quote! { #private::check_cell::<Self, _>(&cells.#at, reader, #stored_name, #cells_ty::#decode)?; }
+        });
+        let snapshot_fields = (0..stored.len()).map(|index| {
+            let (member, at, stored_name) =
+                (members[index], &cell_index[index], &stored_names[index]);
+            let (decode, encode) = (&decoders[index], &encoders[index]);
+            quote! {
+                #member: #private::snapshot_cell(&cells.#at, dirty.contains(#index), reader,
+                    #stored_name, #cells_ty::#encode, #cells_ty::#decode)?,
+            }
+        });
+        quote! {
+            fn check_cells(cells: &Self::Cells, reader: &#private::SlotReader<'_>)
+                -> ::core::result::Result<(), #private::DecodeError> {
+                #(#checks)*
+                ::core::result::Result::Ok(())
+            }
+            fn snapshot(cells: &Self::Cells, dirty: &#private::DirtySet, reader: &#private::SlotReader<'_>)
+                -> ::core::result::Result<Self, #private::EncodeError> {
+                ::core::result::Result::Ok(Self { #(#snapshot_fields)* })
+            }
+            fn encode_cell(cells: &Self::Cells, index: ::core::primitive::usize, format: #private::Format)
+                -> ::core::result::Result<#private::Bytes, #private::EncodeError> {
+                match index {
+                    #(#encode_cell_arms)*
+                    _ => #private::no_such_field(#name, index),
+                }
+            }
+        }
+    } else {
+        quote! {
+            fn check_cells(_: &Self::Cells, reader: &#private::SlotReader<'_>)
+                -> ::core::result::Result<(), #private::DecodeError> {
+                #private::invalid_derive(reader)
+            }
+            fn snapshot(_: &Self::Cells, _: &#private::DirtySet, _: &#private::SlotReader<'_>)
+                -> ::core::result::Result<Self, #private::EncodeError> {
+                #private::never_lazy(#name)
+            }
+            fn encode_cell(_: &Self::Cells, _: ::core::primitive::usize, _: #private::Format)
+                -> ::core::result::Result<#private::Bytes, #private::EncodeError> {
+                #private::never_lazy(#name)
+            }
+        }
+    };
+
+    let accessors = accessors(input, &private, &stored, &cells_ty, &decoders);
     let Migration {
         previous,
         from_previous,
@@ -154,11 +257,26 @@ fn expand(input: &Input<'_>) -> TokenStream {
     } = migration(input, &private, &access);
 
     let doc_access = format!("Typed accessors of [`{ident}`], reached through `Typed<{ident}>`.");
+    let doc_cells = format!("The fields of a [`{ident}`] loaded one by one.");
     quote! {
         #[doc = #doc_access]
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
-        #vis struct #access #def_generics (#private::State<#this>) #def_where;
+        #vis struct #access #def_generics (#private::State<#this, #cells #ty_generics>) #def_where;
+
+        #[doc = #doc_cells]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #cells #def_generics (
+            #(#private::Cell<#cell_types>,)*
+            ::core::marker::PhantomData<fn() -> #this>,
+        ) #def_where;
+
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #impl_generics #cells #ty_generics #where_clause {
+            #(#field_hooks)*
+        }
 
         #[automatically_derived]
         #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
@@ -168,6 +286,8 @@ fn expand(input: &Input<'_>) -> TokenStream {
             const FIELDS: &'static [&'static ::core::primitive::str] = &[#(#stored_names),*];
             type Previous = #previous;
             type Access = #access #ty_generics;
+            type Cells = #cells #ty_generics;
+            const LAZY: ::core::primitive::bool = #lazy;
 
             fn encode_field(&self, index: ::core::primitive::usize, format: #private::Format)
                 -> ::core::result::Result<#private::Bytes, #private::EncodeError> {
@@ -177,10 +297,16 @@ fn expand(input: &Input<'_>) -> TokenStream {
                 }
             }
 
-            fn decode(reader: &#private::SlotReader<'_>)
-                -> ::core::result::Result<Self, #private::DecodeError> {
-                ::core::result::Result::Ok(Self { #(#decode_fields)* })
+            fn cells() -> Self::Cells {
+                #cells(#(#private::Cell::<#cell_types>::new(),)* ::core::marker::PhantomData)
             }
+
+            fn assemble(cells: Self::Cells, reader: &#private::SlotReader<'_>)
+                -> ::core::result::Result<Self, #private::DecodeError> {
+                ::core::result::Result::Ok(Self { #(#assemble_fields)* })
+            }
+
+            #lazy_hooks
 
             fn from_previous(previous: #previous) -> Self {
                 #from_previous
@@ -191,13 +317,13 @@ fn expand(input: &Input<'_>) -> TokenStream {
         #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #impl_generics #private::Access<#this> for #access #ty_generics #where_clause {
             #[inline]
-            fn from_state(state: #private::State<#this>) -> Self { Self(state) }
+            fn from_state(state: #private::State<#this, #cells #ty_generics>) -> Self { Self(state) }
             #[inline]
-            fn state(&self) -> &#private::State<#this> { &self.0 }
+            fn state(&self) -> &#private::State<#this, #cells #ty_generics> { &self.0 }
             #[inline]
-            fn state_mut(&mut self) -> &mut #private::State<#this> { &mut self.0 }
+            fn state_mut(&mut self) -> &mut #private::State<#this, #cells #ty_generics> { &mut self.0 }
             #[inline]
-            fn into_state(self) -> #private::State<#this> { self.0 }
+            fn into_state(self) -> #private::State<#this, #cells #ty_generics> { self.0 }
         }
 
         #[automatically_derived]
@@ -210,8 +336,19 @@ fn expand(input: &Input<'_>) -> TokenStream {
     }
 }
 
+/// The name of a per-field hook: `__decode_items`.
+fn hook(prefix: &str, member: &Ident) -> Ident {
+    format_ident!("{}{}", prefix, syn::ext::IdentExt::unraw(member))
+}
+
 /// `items()`, `items_mut()` and `set_items(..)` for each field.
-fn accessors(input: &Input<'_>, private: &TokenStream, stored: &[&Field<'_>]) -> Vec<TokenStream> {
+fn accessors(
+    input: &Input<'_>,
+    private: &TokenStream,
+    stored: &[&Field<'_>],
+    cells_ty: &TokenStream,
+    decoders: &[Ident],
+) -> Vec<TokenStream> {
     let vis = input.vis;
     let ident = input.ident;
     let (_, ty_generics, _) = input.generics.split_for_impl();
@@ -228,13 +365,21 @@ fn accessors(input: &Input<'_>, private: &TokenStream, stored: &[&Field<'_>]) ->
             let get = member.clone();
             let get_mut = Ident::new(&format!("{base}_mut"), member.span());
             let set = Ident::new(&format!("set_{base}"), member.span());
-            let (mutate, what) = match stored.iter().position(|f| f.ident == member) {
-                Some(index) => (
-                    quote!(#private::touch(&mut self.0, #index)),
-                    format!("marks `{base}` dirty"),
-                ),
+            let (read, write, assign, what) = match stored.iter().position(|f| f.ident == member) {
+                Some(index) => {
+                    let at = syn::Index::from(index);
+                    let decode = &decoders[index];
+                    (
+                        quote!(#private::get(&self.0, |v| &v.#member, |c| &c.#at, #cells_ty::#decode)),
+                        quote!(#private::get_mut(&mut self.0, #index, |v| &mut v.#member, |c| &mut c.#at, #cells_ty::#decode)),
+                        quote!(#private::set(&mut self.0, #index, |v| &mut v.#member, |c| &mut c.#at, value)),
+                        format!("marks `{base}` dirty"),
+                    )
+                }
                 None => (
-                    quote!(#private::unmarked(&mut self.0)),
+                    quote!(&#private::value(&self.0).#member),
+                    quote!(&mut #private::unmarked(&mut self.0).#member),
+                    quote!(#private::unmarked(&mut self.0).#member = value),
                     format!("`{base}` is `skip`: never stored, never dirty"),
                 ),
             };
@@ -246,17 +391,17 @@ fn accessors(input: &Input<'_>, private: &TokenStream, stored: &[&Field<'_>]) ->
                 #[inline]
                 #[must_use]
                 #vis fn #get(&self) -> &#ty {
-                    &#private::value(&self.0).#member
+                    #read
                 }
                 #[doc = #doc_mut]
                 #[inline]
                 #vis fn #get_mut(&mut self) -> &mut #ty {
-                    &mut #mutate.#member
+                    #write
                 }
                 #[doc = #doc_set]
                 #[inline]
                 #vis fn #set(&mut self, value: #ty) {
-                    #mutate.#member = value;
+                    #assign;
                 }
             }
         })

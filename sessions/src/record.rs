@@ -301,7 +301,9 @@ impl Eq for Record {}
 
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Record").field("slots", &self.all()).finish()
+        f.debug_struct("Record")
+            .field("slots", &self.all())
+            .finish()
     }
 }
 
@@ -366,9 +368,7 @@ impl Record {
         if !self.all().iter().any(|slot| slot.name == name) {
             return None;
         }
-        self.all_mut()
-            .iter_mut()
-            .find(|slot| slot.name == name)
+        self.all_mut().iter_mut().find(|slot| slot.name == name)
     }
 
     /// All slots, in stored order.

@@ -194,6 +194,14 @@ impl Registry {
                 stored: slot.type_tag().to_owned(),
             });
         }
+        if T::LAZY
+            && slot.version() == T::VERSION
+            && let Some(format) = slot.format()
+        {
+            // Field by field: only what the slot does not vouch for is decoded now.
+            let state = State::lazy(record, slot, format)?;
+            return Ok(Some(Typed::from_state(state)));
+        }
         let (value, origin) = decode_slot::<T>(slot)?;
         if let Origin::Migrated { from } = origin {
             if let Some(counter) = entry.migrations.get(from as usize - 1) {
@@ -314,7 +322,10 @@ pub(crate) fn decode_slot<T: Session>(slot: &Slot) -> Result<(T, Origin), Decode
 fn decode_version<T: Session>(slot: &Slot, format: Format) -> Result<T, DecodeError> {
     let stored = slot.version();
     if stored == T::VERSION {
-        return T::decode(&SlotReader::new(slot, format, T::NAME, T::VERSION));
+        return T::assemble(
+            T::cells(),
+            &SlotReader::new(slot, format, T::NAME, T::VERSION),
+        );
     }
     if stored > T::VERSION || <T::Previous as Session>::VERSION == 0 {
         return Err(DecodeError::UnknownVersion {

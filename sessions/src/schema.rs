@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use crate::codec::Format;
+use crate::dirty::DirtySet;
 use crate::error::{DecodeError, EncodeError};
 use crate::private::{Access, SlotReader, State};
 
@@ -48,8 +49,40 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// Encodes the field at `index` (an index into [`Session::FIELDS`]) in `format`.
     fn encode_field(&self, index: usize, format: Format) -> Result<Bytes, EncodeError>;
 
+    /// One cell per stored field, for loading field by field (see `__private::State`).
     #[doc(hidden)]
-    fn decode(reader: &SlotReader<'_>) -> Result<Self, DecodeError>;
+    type Cells: Send + Sync + 'static;
+
+    /// Whether a stored value may load field by field (not when there are `skip` fields).
+    #[doc(hidden)]
+    const LAZY: bool;
+
+    /// Empty cells.
+    #[doc(hidden)]
+    fn cells() -> Self::Cells;
+
+    /// Decodes into `cells` every stored field whose bytes the slot does not vouch for.
+    #[doc(hidden)]
+    fn check_cells(cells: &Self::Cells, reader: &SlotReader<'_>) -> Result<(), DecodeError>;
+
+    /// The whole value: the fields in `cells`, the others decoded from the slot. Decoding a
+    /// slot eagerly is `assemble(cells(), reader)`.
+    #[doc(hidden)]
+    fn assemble(cells: Self::Cells, reader: &SlotReader<'_>) -> Result<Self, DecodeError>;
+
+    /// A copy of the value held in `cells` and the slot; the `dirty` fields are copied
+    /// through their encoding.
+    #[doc(hidden)]
+    fn snapshot(
+        cells: &Self::Cells,
+        dirty: &DirtySet,
+        reader: &SlotReader<'_>,
+    ) -> Result<Self, EncodeError>;
+
+    /// Encodes the stored field at `index` from its (filled) cell.
+    #[doc(hidden)]
+    fn encode_cell(cells: &Self::Cells, index: usize, format: Format)
+    -> Result<Bytes, EncodeError>;
 
     /// Turns a value of the previous version into this one (through `From`).
     fn from_previous(previous: Self::Previous) -> Self;
@@ -77,17 +110,33 @@ impl Session for NoPrevious {
     const VERSION: u32 = 0;
     const FIELDS: &'static [&'static str] = &[];
     type Previous = NoPrevious;
-    type Access = State<NoPrevious>;
+    type Access = State<NoPrevious, ()>;
+    type Cells = ();
+    const LAZY: bool = false;
 
     fn encode_field(&self, _index: usize, _format: Format) -> Result<Bytes, EncodeError> {
         match *self {}
     }
 
-    fn decode(reader: &SlotReader<'_>) -> Result<Self, DecodeError> {
+    fn cells() {}
+
+    fn check_cells(_cells: &(), reader: &SlotReader<'_>) -> Result<(), DecodeError> {
+        crate::private::invalid_derive(reader)
+    }
+
+    fn assemble(_cells: (), reader: &SlotReader<'_>) -> Result<Self, DecodeError> {
         Err(DecodeError::UnknownVersion {
             type_name: reader.type_name().to_owned(),
             stored: reader.version(),
         })
+    }
+
+    fn snapshot(_: &(), _: &DirtySet, _: &SlotReader<'_>) -> Result<Self, EncodeError> {
+        crate::private::never_lazy("")
+    }
+
+    fn encode_cell(_: &(), _: usize, _: Format) -> Result<Bytes, EncodeError> {
+        crate::private::never_lazy("")
     }
 
     fn from_previous(previous: NoPrevious) -> Self {

@@ -58,7 +58,7 @@ impl<T: Session> Typed<T> {
         Self::from_state(State::new(value, Origin::New))
     }
 
-    pub(crate) fn from_state(state: State<T>) -> Self {
+    pub(crate) fn from_state(state: State<T, T::Cells>) -> Self {
         Self {
             access: Some(T::Access::from_state(state)),
             sink: None,
@@ -85,15 +85,8 @@ impl<T: Session> Typed<T> {
         }
     }
 
-    fn state(&self) -> &State<T> {
+    fn state(&self) -> &State<T, T::Cells> {
         self.access().state()
-    }
-
-    /// Hands the changes to the sink, once.
-    fn commit(&mut self) {
-        if let Some(sink) = self.sink.take() {
-            sink.commit(T::NAME, self.changes(sink.format()));
-        }
     }
 
     /// Read access to the whole value.
@@ -104,8 +97,14 @@ impl<T: Session> Typed<T> {
     /// let cart = Typed::new(Cart { n: 3 });
     /// assert_eq!(cart.value().n, 3);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// A value loaded field by field is copied whole for this; the copy panics when a field the
+    /// handler changed cannot be encoded and decoded back in the stored format (a save of it
+    /// would fail, or store bytes that cannot be loaded).
     pub fn value(&self) -> &T {
-        &self.state().value
+        crate::private::value(self.state())
     }
 
     /// The value, leaving dirty tracking behind. Changes made so far are still saved.
@@ -116,11 +115,20 @@ impl<T: Session> Typed<T> {
     /// assert_eq!(Typed::new(Cart { n: 3 }).into_inner().n, 3);
     /// ```
     pub fn into_inner(mut self) -> T {
-        self.commit();
-        match self.access.take() {
-            Some(access) => access.into_state().value,
+        let pending = self
+            .sink
+            .take()
+            .map(|sink| (self.changes(sink.format()), sink));
+        let value = match self.access.take() {
+            Some(access) => access.into_state().into_value(),
             None => unreachable!("Typed::access is taken only by into_inner and drop"),
+        };
+        // The loaded bytes are let go before the sink takes the changes, so that applying them
+        // to the request's record copies nothing.
+        if let Some((changes, sink)) = pending {
+            sink.commit(T::NAME, changes);
         }
+        value
     }
 
     /// Replaces the whole value; every field becomes dirty.
@@ -135,7 +143,7 @@ impl<T: Session> Typed<T> {
     pub fn replace(&mut self, value: T) -> T {
         let state = self.access_mut().state_mut();
         state.dirty.insert_all(T::FIELDS.len());
-        std::mem::replace(&mut state.value, value)
+        std::mem::replace(state.whole_mut(), value)
     }
 
     /// The stored names of the fields changed so far, in declaration order.
@@ -222,14 +230,16 @@ impl<T: Session> Typed<T> {
             Origin::Stored { format: stored } => stored != format,
         };
         if whole {
-            let fields = (0..T::FIELDS.len())
-                .map(|index| {
-                    Ok((
-                        Cow::Borrowed(T::FIELDS[index]),
-                        state.value.encode_field(index, format)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, EncodeError>>()?;
+            let fields = state.with_whole(|value| {
+                (0..T::FIELDS.len())
+                    .map(|index| {
+                        Ok((
+                            Cow::Borrowed(T::FIELDS[index]),
+                            value.encode_field(index, format)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, EncodeError>>()
+            })?;
             return Ok(Some(SlotChange::Put(Slot::new(
                 T::NAME,
                 T::VERSION,
@@ -244,7 +254,7 @@ impl<T: Session> Typed<T> {
             .map(|index| {
                 Ok((
                     Cow::Borrowed(T::FIELDS[index]),
-                    state.value.encode_field(index, format)?,
+                    state.encode_field(index, format)?,
                 ))
             })
             .collect::<Result<Vec<_>, EncodeError>>()?;
@@ -272,9 +282,14 @@ impl<T: Session> DerefMut for Typed<T> {
 }
 
 impl<T: Session> Drop for Typed<T> {
+    /// Hands the changes to the sink, once.
     fn drop(&mut self) {
-        if self.access.is_some() {
-            self.commit();
+        if let Some(sink) = self.sink.take() {
+            let changes = self.changes(sink.format());
+            // The loaded bytes are let go first, so that applying the changes to the
+            // request's record copies nothing.
+            self.access = None;
+            sink.commit(T::NAME, changes);
         }
     }
 }
