@@ -20,10 +20,12 @@ use common::{
 };
 use sessions::{Format, MemoryStore};
 
-const VARIANTS: [&str; 4] = [
+const VARIANTS: [&str; 6] = [
     "baseline",
     "sessions-json",
     "sessions-bincode",
+    "sessions-json-compact",
+    "sessions-bincode-compact",
     "tower-sessions-0.15",
 ];
 
@@ -42,12 +44,21 @@ fn vm(field: &str) -> u64 {
 /// The child: fills one store with `n` carts, prints what it holds.
 fn child(variant: &str, n: usize) {
     let rt = runtime();
-    let sessions_store = MemoryStore::new();
+    let sessions_store = if variant.ends_with("-compact") {
+        MemoryStore::compact()
+    } else {
+        MemoryStore::new()
+    };
     let app = match variant {
         "baseline" | "sessions-json" => {
             app_sessions(sessions_layer(sessions_store.clone(), Format::Json))
         }
-        "sessions-bincode" => app_sessions(sessions_layer(sessions_store.clone(), Format::Bincode)),
+        "sessions-bincode" | "sessions-bincode-compact" => {
+            app_sessions(sessions_layer(sessions_store.clone(), Format::Bincode))
+        }
+        "sessions-json-compact" => {
+            app_sessions(sessions_layer(sessions_store.clone(), Format::Json))
+        }
         "tower-sessions-0.15" => tower015::app(tower_sessions::MemoryStore::default()),
         other => panic!("unknown variant {other}; the variants are {VARIANTS:?}"),
     };

@@ -47,10 +47,13 @@ pub(crate) enum Action {
 
 /// The mutable part of a request's session.
 pub(crate) struct Pending {
-    /// The record as the handler sees it: the loaded one with the request's changes applied.
-    pub(crate) record: Record,
+    /// The record as loaded (shared with the store: nothing is copied until a change is
+    /// applied), plus what [`SessionHandle::save`] wrote since.
+    loaded: Record,
+    /// `loaded` with `changes` applied, made when first asked for after a change.
+    view: Option<Record>,
     /// The changes to save.
-    pub(crate) changes: Changeset,
+    changes: Changeset,
     pub(crate) action: Action,
     /// The id after `cycle_id()`.
     pub(crate) new_id: Option<SessionId>,
@@ -60,6 +63,66 @@ pub(crate) struct Pending {
     pub(crate) saved_in_handler: bool,
     /// A change that could not be encoded: the request must fail rather than lose it.
     pub(crate) encode_error: Option<EncodeError>,
+}
+
+impl Pending {
+    /// Takes the record `fetch` read; changes made before (if any) apply on top of it.
+    fn set_loaded(&mut self, record: Record) {
+        self.loaded = record;
+        self.view = None;
+    }
+
+    /// Adds a change to save; the handler's view of the record follows.
+    pub(crate) fn push(&mut self, change: SlotChange) {
+        self.changes.push(change);
+        self.view = None;
+    }
+
+    /// Whether any change waits to be saved.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// The changes to save, taken; the record keeps showing them.
+    pub(crate) fn take_changes(&mut self) -> Changeset {
+        self.record();
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The record as the handler sees it: the loaded one with the request's changes applied.
+    /// Only a change makes a copy (the loaded record is shared with the store).
+    pub(crate) fn record(&mut self) -> &Record {
+        if self.changes.is_empty() {
+            return self.view.as_ref().unwrap_or(&self.loaded);
+        }
+        self.view
+            .get_or_insert_with(|| applied(&self.loaded, &self.changes))
+    }
+
+    /// The record as the handler sees it, taken (at the end of the request).
+    pub(crate) fn take_record(&mut self) -> Record {
+        self.record();
+        self.view
+            .take()
+            .unwrap_or_else(|| std::mem::take(&mut self.loaded))
+    }
+}
+
+/// `loaded` with `changes` applied. A change that does not fit (it cannot happen for changes
+/// made from this record) is logged and left out of the view; it is still saved, and the store
+/// refuses it if it does not fit there either.
+fn applied(loaded: &Record, changes: &Changeset) -> Record {
+    let mut view = loaded.clone();
+    if view.apply(changes).is_ok() {
+        return view;
+    }
+    for change in changes.iter() {
+        let one: Changeset = std::iter::once(change.clone()).collect();
+        if let Err(err) = view.apply(&one) {
+            tracing::error!(target: "sessions", session_type = change.slot_name(), error = %err, "change does not fit the request's record");
+        }
+    }
+    view
 }
 
 /// A request's session. The layer puts an `Arc` of it into the request's extensions.
@@ -77,7 +140,8 @@ impl RequestSession {
             incoming,
             loaded: OnceCell::new(),
             pending: Mutex::new(Pending {
-                record: Record::new(),
+                loaded: Record::new(),
+                view: None,
                 changes: Changeset::new(),
                 action: Action::Keep,
                 new_id: None,
@@ -105,14 +169,10 @@ impl RequestSession {
         let result = self
             .loaded
             .get_or_init(|| async {
-                let (loaded, mut record) = self.fetch().await?;
-                let mut pending = self.pending();
+                let (loaded, record) = self.fetch().await?;
                 // Changes made before the load (`set_expiry`, `remove`: whole-slot changes
                 // that cannot conflict) apply on top of what was stored.
-                if let Err(err) = record.apply(&pending.changes) {
-                    tracing::error!(target: "sessions", error = %err, "change made before the load does not fit the stored record");
-                }
-                pending.record = record;
+                self.pending().set_loaded(record);
                 Ok(loaded)
             })
             .await;
@@ -187,11 +247,11 @@ impl RequestSession {
             }));
         }
         self.load().await.map_err(SessionError::Store)?;
-        let pending = self.pending();
+        let mut pending = self.pending();
         let typed = self
             .config
             .registry
-            .load::<T>(&pending.record)
+            .load::<T>(pending.record())
             .map_err(SessionError::Load)?;
         drop(pending);
         let sink: Arc<dyn SlotSink> = self.clone();
@@ -215,7 +275,7 @@ impl RequestSession {
     pub(crate) fn expiry(&self, pending: &Pending) -> Expiry {
         pending
             .expiry
-            .or_else(|| crate::layer::stored_expiry(&pending.record))
+            .or_else(|| crate::layer::stored_expiry(&pending.loaded))
             .unwrap_or(self.config.expiry)
     }
 }
@@ -231,19 +291,11 @@ impl SlotSink for RequestSession {
             Ok(None) => {}
             Ok(Some(change)) => {
                 if self.config.optimistic && !pending.changes.expects(slot) {
-                    // The revision this request's change was made against: the loaded one
-                    // (the in-request copy moves on as changes are applied to it below).
-                    let revision = pending.record.revision_of(slot);
+                    // The revision this request's change was made against: the loaded one.
+                    let revision = pending.loaded.revision_of(slot);
                     pending.changes.expect(slot, revision);
                 }
-                if let Err(err) = pending
-                    .record
-                    .apply(&std::iter::once(change.clone()).collect())
-                {
-                    // Cannot happen for changes made from this record; keep the change anyway.
-                    tracing::error!(target: "sessions", session_type = slot, error = %err, "change does not fit the request's record");
-                }
-                pending.changes.push(change);
+                pending.push(change);
             }
             Err(err) => {
                 tracing::error!(target: "sessions", error = %err, "session change cannot be encoded; the request will fail");
@@ -415,8 +467,7 @@ impl SessionHandle {
         let mut pending = self.0.pending();
         pending.expiry = Some(expiry);
         if let Some(change) = change {
-            pending.record.insert(change.clone());
-            pending.changes.push(SlotChange::Put(change));
+            pending.push(SlotChange::Put(change));
         }
     }
 
@@ -466,9 +517,9 @@ impl SessionHandle {
         else {
             return Ok(());
         };
-        let (changes, deadline) = {
+        let (changes, saved, deadline) = {
             let mut pending = session.pending();
-            if !loaded.exists || pending.action != Action::Keep || pending.changes.is_empty() {
+            if !loaded.exists || pending.action != Action::Keep || !pending.has_changes() {
                 return Ok(());
             }
             if let Some(err) = pending.encode_error.take() {
@@ -479,7 +530,8 @@ impl SessionHandle {
             let now = session.config.clock.now();
             let created_at = loaded.deadline.map_or(now, |d| d.created_at);
             let deadline = session.expiry(&pending).deadline(created_at, now);
-            (std::mem::take(&mut pending.changes), deadline)
+            let changes = pending.take_changes();
+            (changes, pending.record().clone(), deadline)
         };
         match store.save(&id.key(), &changes, deadline).await {
             Ok(outcome) => {
@@ -492,10 +544,9 @@ impl SessionHandle {
                         "session ended while the request ran (logout or expiry); its changes are dropped"
                     );
                 }
-                // The store moved each saved slot one revision on from the expected one.
-                for (slot, expected) in changes.expected() {
-                    pending.record.set_revision(slot, expected + 1);
-                }
+                // What was saved is the base from now on (the view applied the changes as the
+                // store did: each changed slot one revision on).
+                pending.set_loaded(saved);
                 Ok(())
             }
             Err(err) => {
@@ -503,6 +554,7 @@ impl SessionHandle {
                 // Kept, so that the layer does not report success for a change not saved.
                 let later = std::mem::replace(&mut pending.changes, changes);
                 pending.changes.extend(later);
+                pending.view = None;
                 match err {
                     StoreError::Conflict(conflict) => Err(SessionRejection::Conflict(conflict)),
                     err => Err(SessionRejection::store("SessionHandle", &err)),
@@ -537,14 +589,13 @@ impl SessionHandle {
             .await
             .map_err(|e| SessionRejection::store("SessionHandle", &e))?;
         let mut pending = session.pending();
-        pending.record = record;
         pending.changes = Changeset::new();
+        pending.set_loaded(record);
         pending.encode_error = None;
         if let Some(expiry) = pending.expiry {
             // set_expiry() is a choice of the request, not data another request could change.
             if let Some(change) = crate::layer::expiry_slot(&expiry, session.config.format) {
-                pending.record.insert(change.clone());
-                pending.changes.push(SlotChange::Put(change));
+                pending.push(SlotChange::Put(change));
             }
         }
         Ok(())
@@ -610,9 +661,7 @@ impl SessionHandle {
     /// # });
     /// ```
     pub fn remove<T: Session>(&self) {
-        let mut pending = self.0.pending();
-        pending.record.remove(T::NAME);
-        pending.changes.push(SlotChange::Remove {
+        self.0.pending().push(SlotChange::Remove {
             slot: T::NAME.into(),
         });
     }

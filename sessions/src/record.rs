@@ -503,13 +503,6 @@ impl Record {
         record
     }
 
-    /// Sets the revision of the slot stored under `name`, if there is one.
-    pub(crate) fn set_revision(&mut self, name: &str, revision: u64) {
-        if let Some(slot) = self.slot_mut(name) {
-            slot.revision = revision;
-        }
-    }
-
     /// Whether every revision `changes` expects ([`Changeset::expect`]) is the stored one.
     ///
     /// ```

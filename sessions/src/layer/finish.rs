@@ -20,7 +20,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
     let config = &session.config;
     let must_load = {
         let pending = session.pending();
-        pending.action == Action::Cycle || !pending.changes.is_empty()
+        pending.action == Action::Cycle || pending.has_changes()
     };
     if must_load {
         // cycle_id() needs the data it moves, and changes made without a load (set_expiry,
@@ -53,8 +53,8 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 let expiry = session.expiry(&pending);
                 Ok((
                     pending.action,
-                    std::mem::take(&mut pending.changes),
-                    std::mem::take(&mut pending.record),
+                    pending.take_changes(),
+                    pending.take_record(),
                     pending.new_id.take(),
                     expiry,
                     pending.saved_in_handler,

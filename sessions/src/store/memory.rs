@@ -8,9 +8,11 @@ use crate::expiry::{Clock, Deadline, SystemClock};
 use crate::id::SessionKey;
 use crate::record::{Changeset, Record};
 
+mod digest;
 mod held;
-use held::Held;
 use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
+use digest::{BuildDigestHasher, Digest};
+use held::Held;
 
 /// How many independently locked shards the map is split into.
 const SHARDS: usize = 16;
@@ -37,12 +39,14 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    shards: Box<[Mutex<HashMap<SessionKey, Entry>>]>,
+    shards: Box<[Mutex<Map>]>,
     writes: AtomicUsize,
     clock: Arc<dyn Clock>,
     /// Entries hold records encoded ([`MemoryStore::compact`]).
     packed: bool,
 }
+
+type Map = HashMap<Digest, Entry, BuildDigestHasher>;
 
 struct Entry {
     held: Held,
@@ -72,7 +76,7 @@ impl MemoryStore {
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
                 writes: AtomicUsize::new(0),
                 clock: Arc::new(clock),
                 packed: false,
@@ -173,13 +177,11 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl Inner {
-    fn shard_of(key: &SessionKey) -> usize {
-        // The key is a hex SHA-256: its first characters are uniformly distributed.
-        let b = key.as_str().as_bytes();
-        (usize::from(b[0]) * 31 + usize::from(b[1])) % SHARDS
+    fn shard_of(key: &Digest) -> usize {
+        key.shard(SHARDS)
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, HashMap<SessionKey, Entry>> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Map> {
         // A panic while holding the lock cannot leave an entry half-written (every write is a
         // single insert or an all-checked apply), so a poisoned lock is safe to take over.
         self.shards[shard]
@@ -206,6 +208,7 @@ impl Inner {
 #[async_trait::async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Stored>, StoreError> {
+        let key = &Digest::of(key);
         let now = self.inner.clock.now();
         let map = self.inner.lock(Inner::shard_of(key));
         match map.get(key) {
@@ -223,6 +226,7 @@ impl SessionStore for MemoryStore {
         record: &Record,
         deadline: Deadline,
     ) -> Result<(), StoreError> {
+        let key = &Digest::of(key);
         let now = self.inner.clock.now();
         {
             let mut map = self.inner.lock(Inner::shard_of(key));
@@ -232,7 +236,7 @@ impl SessionStore for MemoryStore {
                 }
                 _ => {
                     let held = Held::new(record.stored_at_least_once(), self.inner.packed)?;
-                    map.insert(key.clone(), Entry { held, deadline });
+                    map.insert(*key, Entry { held, deadline });
                 }
             }
         }
@@ -246,6 +250,7 @@ impl SessionStore for MemoryStore {
         changes: &Changeset,
         deadline: Deadline,
     ) -> Result<SaveOutcome, StoreError> {
+        let key = &Digest::of(key);
         let now = self.inner.clock.now();
         let outcome = {
             let mut map = self.inner.lock(Inner::shard_of(key));
@@ -274,6 +279,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let key = &Digest::of(key);
         self.inner.lock(Inner::shard_of(key)).remove(key);
         Ok(())
     }
@@ -285,6 +291,7 @@ impl SessionStore for MemoryStore {
         changes: &Changeset,
         deadline: Deadline,
     ) -> Result<SaveOutcome, StoreError> {
+        let (from, to) = (&Digest::of(from), &Digest::of(to));
         let now = self.inner.clock.now();
         let (a, b) = (Inner::shard_of(from), Inner::shard_of(to));
         // Both shards stay locked for the whole move (in index order: no lock-order deadlock),
@@ -312,7 +319,7 @@ impl SessionStore for MemoryStore {
         {
             return Err(StoreError::Collision);
         }
-        target.insert(to.clone(), Entry { held, deadline });
+        target.insert(*to, Entry { held, deadline });
         first.remove(from);
         drop((first, second));
         self.inner.after_write();

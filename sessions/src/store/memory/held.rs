@@ -80,7 +80,10 @@ mod tests {
         let held = Held::new(record.clone(), true).expect("packs");
         let back = held.record().expect("unpacks");
         assert_eq!(back, record);
-        assert_eq!((back.revision_of("cart"), back.revision_of("prefs")), (7, 1));
+        assert_eq!(
+            (back.revision_of("cart"), back.revision_of("prefs")),
+            (7, 1)
+        );
     }
 
     #[test]
