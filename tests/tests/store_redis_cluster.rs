@@ -10,9 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use sessions::prelude::*;
-use sessions::{Changeset, Deadline, Format, Record, SessionId, Slot, SlotChange, SystemClock};
+use sessions::{
+    Changeset, Deadline, Format, Record, SaveOutcome, SessionId, Slot, SlotChange, StoreError,
+    SystemClock,
+};
 
-use redis_common::{RedisCluster, have_binaries, plain_connection};
+use redis_common::{RedisCluster, have_binaries, plain_connection, update};
 
 fn deadline() -> Deadline {
     let now = SystemTime::now();
@@ -158,13 +161,16 @@ async fn one_session_lives_on_one_node() {
         "s",
         "h:cart",
         "o:cart",
+        "r:cart",
         "f:4:cart:items",
         "f:4:cart:coupon",
         "h:prefs",
         "o:prefs",
+        "r:prefs",
         "f:5:prefs:dark",
         "h:new",
         "o:new",
+        "r:new",
         "f:3:new:x",
     ];
     want.sort_unstable();
@@ -189,6 +195,90 @@ async fn one_session_lives_on_one_node() {
         let size: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
         assert_eq!(size, 0, "{url} holds nothing");
     }
+}
+
+/// `cycle` between keys of different hash slots (no script can touch both): the session moves
+/// with its revisions, and a move onto a taken key leaves the old session as it was, its
+/// deadline included, and usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycle_moves_a_session_between_hash_slots() {
+    if !have_binaries(true, "the Redis Cluster tests") {
+        return;
+    }
+    let cluster = RedisCluster::start().await;
+    let store = cluster_store(&cluster, "sessions:").await;
+    let mut any = plain_connection(&cluster.urls()[0]).await;
+    let (old, taken) = (
+        SessionId::generate().unwrap().key(),
+        SessionId::generate().unwrap().key(),
+    );
+    let mut keyslots = Vec::new();
+    for key in [&old, &taken] {
+        keyslots.push(
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(store.redis_key(key))
+                .query_async::<i64>(&mut any)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut record = Record::new();
+    record.insert(slot("cart", 1, &[("n", "1")]));
+    let first = deadline();
+    store.create(&old, &record, first).await.unwrap();
+    store.create(&taken, &record, deadline()).await.unwrap();
+
+    let outcome = store
+        .cycle(&old, &taken, &Changeset::new(), deadline())
+        .await;
+    assert!(matches!(outcome, Err(StoreError::Collision)), "{outcome:?}");
+    let mut owner = cluster_connection(&cluster).await;
+    let expires: i64 = redis::cmd("PEXPIRETIME")
+        .arg(store.redis_key(&old))
+        .query_async(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        u128::try_from(expires).unwrap(),
+        first
+            .expires_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+        "a refused move gives the old session its deadline back"
+    );
+    let changes = update("cart", "n", b"2");
+    assert_eq!(
+        store.save(&old, &changes, deadline()).await.unwrap(),
+        SaveOutcome::Saved,
+        "the old session is usable after a refused move"
+    );
+
+    let new = SessionId::generate().unwrap().key();
+    assert_eq!(
+        store.cycle(&old, &new, &changes, deadline()).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert!(store.load(&old).await.unwrap().is_none());
+    let moved = store.load(&new).await.unwrap().unwrap();
+    assert_eq!(moved.record.revision_of("cart"), 3);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(store.redis_key(&old))
+        .query_async(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the old key is deleted, not left frozen");
+    println!("hash slots of the two sessions: {keyslots:?}");
+}
+
+/// A plain cluster connection (follows MOVED), for commands the store does not send.
+async fn cluster_connection(cluster: &RedisCluster) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(cluster.urls())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
 }
 
 #[derive(Session, Default)]

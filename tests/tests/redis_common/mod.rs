@@ -1,7 +1,14 @@
 //! Helpers of the Redis store tests: the shared server's URL, per-run key prefixes cleaned up
-//! afterwards, and throwaway `redis-server` processes (single or a three-node cluster) on
-//! loopback ports, killed on drop.
+//! afterwards, throwaway `redis-server` processes (single or a three-node cluster) on
+//! loopback ports, killed on drop, and small builders of keys, deadlines and records.
 #![allow(dead_code)]
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use sessions::{
+    Changeset, Deadline, Format, Record, RedisStore, SessionId, SessionKey, Slot, SlotChange,
+};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -351,4 +358,68 @@ pub(crate) async fn plain_connection(url: &str) -> redis::aio::MultiplexedConnec
         .get_multiplexed_async_connection()
         .await
         .expect("connect to redis")
+}
+
+/// A fresh random session key.
+pub(crate) fn fresh_key() -> SessionKey {
+    SessionId::generate().expect("a random id").key()
+}
+
+/// A deadline `secs` seconds from now.
+pub(crate) fn deadline_in(secs: u64) -> Deadline {
+    let now = SystemTime::now();
+    Deadline {
+        created_at: now,
+        expires_at: now + Duration::from_secs(secs),
+    }
+}
+
+/// A slot of `fields` (name, bytes).
+pub(crate) fn slot(name: &str, version: u32, format: Format, fields: &[(&str, &[u8])]) -> Slot {
+    Slot::new(
+        name.to_owned(),
+        version,
+        format,
+        fields
+            .iter()
+            .map(|(n, v)| (Cow::Owned(n.to_string()), Bytes::copy_from_slice(v)))
+            .collect(),
+    )
+}
+
+/// A record of `slots`, in order.
+pub(crate) fn record(slots: Vec<Slot>) -> Record {
+    let mut record = Record::new();
+    for slot in slots {
+        record.insert(slot);
+    }
+    record
+}
+
+/// Every slot's name and revision, in record order.
+pub(crate) fn revisions(record: &Record) -> Vec<(String, u64)> {
+    record
+        .slots()
+        .map(|slot| (slot.name().to_owned(), slot.revision()))
+        .collect()
+}
+
+/// A store on the shared server, under the guard's prefix.
+pub(crate) async fn store(url: &str, guard: &PrefixGuard) -> RedisStore {
+    RedisStore::connect(url)
+        .await
+        .expect("connect to SESSIONS_TEST_REDIS_URL")
+        .prefix(&guard.prefix)
+}
+
+/// A changeset that sets one field of a version 1 JSON slot.
+pub(crate) fn update(slot: &str, field: &str, bytes: &'static [u8]) -> Changeset {
+    [SlotChange::Fields {
+        slot: slot.to_owned().into(),
+        version: 1,
+        format: Format::Json,
+        fields: vec![(field.to_owned().into(), Bytes::from_static(bytes))],
+    }]
+    .into_iter()
+    .collect()
 }

@@ -9,13 +9,21 @@
 //! | `s` | the slot names, in record order, as a name list |
 //! | `h:<slot>` | the slot header: `<version>:<format tag>:<type tag>` |
 //! | `o:<slot>` | the slot's field names, in slot order, as a name list |
+//! | `r:<slot>` | the slot's revision, a decimal (see [`Slot::revision`]); absent in sessions written before revisions, which read as revision 1 |
 //! | `f:<slot length>:<slot>:<field>` | one field's encoded bytes |
+//! | `m` | only while a Redis Cluster `cycle` moves the session: the new key (see `cycle.rs`) |
+//!
+//! `create` writes `r:<slot>` as the slot's revision (at least 1); every save that writes a
+//! slot (field update or whole slot) moves it by one, a removed slot loses it. A hash holding
+//! `m` is a session on its way out: it loads as absent and every save finds it missing.
 //!
 //! A name list is each name as `<byte length>:<name>`, concatenated, so any name (with `:`,
 //! `{`, newlines…) round-trips. The slot name's length in a field entry keeps `f:` entries of
 //! slot `a` apart from those of slot `a:b`. The two lists keep slots and fields in the order
 //! [`Record::apply`] gives them, so a record reads back exactly as it was written. The Lua
-//! scripts in `save.lua` and `create.lua` maintain the same layout.
+//! scripts maintain the same layout: `create.lua`, `apply.lua` (the changeset logic that
+//! `save.lua`, `cycle.lua` and `freeze.lua` share), `save_fast.lua` (the common field update,
+//! ahead of it) and `unfreeze.lua`.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +44,8 @@ pub(super) const CREATED: &str = "c";
 pub(super) const EXPIRES: &str = "e";
 /// The hash field holding the slot order.
 pub(super) const SLOTS: &str = "s";
+/// The hash field that marks a session being moved by a cluster `cycle`.
+pub(super) const MOVING: &[u8] = b"m";
 
 /// The Redis key of a session: the session key inside `{}` so that everything of one session
 /// hashes to one cluster slot.
@@ -73,6 +83,10 @@ pub(super) fn header_key(slot: &str) -> String {
 
 pub(super) fn order_key(slot: &str) -> String {
     format!("o:{slot}")
+}
+
+pub(super) fn revision_key(slot: &str) -> String {
+    format!("r:{slot}")
 }
 
 pub(super) fn field_key(slot: &str, field: &str) -> String {
@@ -151,6 +165,10 @@ pub(super) fn record_entries(record: &Record) -> Vec<(String, Bytes)> {
             order_key(slot.name()),
             Bytes::from(join(slot.fields().map(|(name, _)| name))),
         ));
+        entries.push((
+            revision_key(slot.name()),
+            Bytes::from(slot.revision().max(1).to_string()),
+        ));
         for (name, bytes) in slot.fields() {
             entries.push((field_key(slot.name(), name), bytes.clone()));
         }
@@ -169,8 +187,15 @@ fn malformed_slot(slot: &str, reason: impl Into<String>) -> RecordError {
     }
 }
 
-/// A session read back from its hash (`HGETALL`). Entries the layout does not name are
-/// ignored; anything missing or unreadable that it does name is a [`RecordError`].
+/// Whether a hash read back (`HGETALL`) is a session being moved by a cluster `cycle`.
+pub(super) fn is_moving(entries: &Entries) -> bool {
+    entries.iter().any(|(name, _)| name == MOVING)
+}
+
+/// A session read back from its hash (`HGETALL`). Entries the layout does not name (the
+/// moving mark included) are ignored; anything missing or unreadable that it does name is a
+/// [`RecordError`]. A slot without a revision entry (written before revisions) is at
+/// revision 1.
 pub(super) fn parse(entries: Entries) -> Result<Stored, RecordError> {
     let mut hash: HashMap<String, Bytes> = HashMap::with_capacity(entries.len());
     for (name, value) in entries {
@@ -213,13 +238,24 @@ pub(super) fn parse(entries: Entries) -> Result<Stored, RecordError> {
                 .ok_or_else(|| malformed_slot(name, format!("field `{field}` is missing")))?;
             fields.push((field.to_owned().into(), bytes.clone()));
         }
-        record.insert(Slot::from_parts(
-            name.to_owned().into(),
-            type_tag.to_owned().into(),
-            version,
-            format_tag,
-            fields,
-        ));
+        let revision = match hash.get(&revision_key(name)) {
+            None => 1,
+            Some(value) => std::str::from_utf8(value)
+                .ok()
+                .filter(|text| is_decimal(text))
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| malformed_slot(name, "the revision is not a number"))?,
+        };
+        record.insert(
+            Slot::from_parts(
+                name.to_owned().into(),
+                type_tag.to_owned().into(),
+                version,
+                format_tag,
+                fields,
+            )
+            .with_revision(revision),
+        );
     }
     Ok(Stored { record, deadline })
 }

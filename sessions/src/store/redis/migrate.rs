@@ -119,7 +119,10 @@ impl RedisStore {
                 SaveReply::Missing => return Ok(()),
                 // Changed meanwhile: look again.
                 SaveReply::Guard => {}
-                reply @ (SaveReply::SlotMissing(_) | SaveReply::SlotChanged { .. }) => {
+                reply @ (SaveReply::SlotMissing(_)
+                | SaveReply::SlotChanged { .. }
+                | SaveReply::Collision
+                | SaveReply::Conflict(_)) => {
                     return Err(unexpected("the save script", reply));
                 }
             }

@@ -4,7 +4,7 @@
 use ::redis::Value;
 
 use super::layout::{self, Entries};
-use crate::error::{ApplyError, RecordError};
+use crate::error::{ApplyError, Conflict, RecordError};
 use crate::record::{Changeset, Slot, SlotChange};
 use crate::store::StoreError;
 
@@ -24,8 +24,13 @@ pub(super) fn unexpected(command: &'static str, reply: impl std::fmt::Debug) -> 
     })
 }
 
-/// One change as the save script reads it.
+/// One change as the scripts read it (`apply.lua`).
 pub(super) enum Change<'a> {
+    /// Refuse the whole changeset unless the slot is stored at this revision (0: absent).
+    Expect {
+        slot: &'a str,
+        revision: u64,
+    },
     Put {
         slot: &'a str,
         header: String,
@@ -46,6 +51,27 @@ pub(super) enum Change<'a> {
 }
 
 impl<'a> Change<'a> {
+    /// Everything `changes` asks of a script: its expectations first (a conflict is reported
+    /// before any other refusal, as [`Record::apply`](crate::Record::apply) does), then its
+    /// changes.
+    pub(super) fn list(changes: &'a Changeset) -> Vec<Self> {
+        let mut list = Vec::with_capacity(changes.expected().len() + changes.len());
+        list.extend(
+            changes
+                .expected()
+                .map(|(slot, revision)| Change::Expect { slot, revision }),
+        );
+        list.extend(changes.iter().map(Change::of));
+        list
+    }
+
+    /// Writes the arguments of every change of `changes` (see [`list`](Change::list)).
+    pub(super) fn write_all(changes: &Changeset, invocation: &mut ::redis::ScriptInvocation<'_>) {
+        for change in Change::list(changes) {
+            change.write(invocation);
+        }
+    }
+
     pub(super) fn of(change: &'a SlotChange) -> Self {
         match change {
             SlotChange::Put(slot) => Change::Put {
@@ -76,6 +102,9 @@ impl<'a> Change<'a> {
             }
         };
         match self {
+            Change::Expect { slot, revision } => {
+                invocation.arg("E").arg(*slot).arg(revision.to_string());
+            }
             Change::Put {
                 slot,
                 header,
@@ -90,11 +119,11 @@ impl<'a> Change<'a> {
                 format_tag,
                 fields,
             } => {
+                // The header's start: the script compares it with the stored header's.
                 invocation
                     .arg("F")
                     .arg(*slot)
-                    .arg(version.to_string())
-                    .arg(format_tag.to_string());
+                    .arg(format!("{version}:{format_tag}:"));
                 pairs(invocation, fields);
             }
             Change::Remove { slot } => {
@@ -116,11 +145,15 @@ impl<'a> Change<'a> {
     }
 }
 
-/// What the save script answered.
+/// What the save, cycle or freeze script answered.
 #[derive(Debug)]
 pub(super) enum SaveReply {
     Ok,
     Missing,
+    /// The cycle's new key is taken.
+    Collision,
+    /// An expected revision does not hold.
+    Conflict(Conflict),
     /// A guard found another header.
     Guard,
     /// A field update's slot is not stored.
@@ -139,9 +172,19 @@ impl SaveReply {
                 .get(i)
                 .map(|b| String::from_utf8_lossy(b).into_owned())
         };
+        let number = |i: usize| text(i).and_then(|t| t.parse::<u64>().ok());
         match reply.first().map(Vec::as_slice) {
             Some(b"ok") => Ok(SaveReply::Ok),
             Some(b"missing") => Ok(SaveReply::Missing),
+            Some(b"collision") => Ok(SaveReply::Collision),
+            Some(b"conflict") => match (text(1), number(2), number(3)) {
+                (Some(slot), Some(expected), Some(stored)) => Ok(SaveReply::Conflict(Conflict {
+                    slot,
+                    expected,
+                    stored,
+                })),
+                _ => Err(unexpected("the save script", &reply)),
+            },
             Some(b"guard") => Ok(SaveReply::Guard),
             Some(b"slot_missing") => Ok(SaveReply::SlotMissing(text(1).unwrap_or_default())),
             Some(b"slot_changed") => Ok(SaveReply::SlotChanged {
@@ -149,6 +192,28 @@ impl SaveReply {
                 header: text(2).unwrap_or_default(),
             }),
             _ => Err(unexpected("the save script", &reply)),
+        }
+    }
+}
+
+impl SaveReply {
+    /// The outcome of a save or cycle; `what` names the script for an unexpected reply.
+    pub(super) fn outcome(
+        self,
+        changes: &Changeset,
+        what: &'static str,
+    ) -> Result<crate::store::SaveOutcome, StoreError> {
+        use crate::store::SaveOutcome;
+        match self {
+            SaveReply::Ok => Ok(SaveOutcome::Saved),
+            SaveReply::Missing => Ok(SaveOutcome::Missing),
+            SaveReply::Collision => Err(StoreError::Collision),
+            SaveReply::Conflict(conflict) => Err(StoreError::Conflict(conflict)),
+            SaveReply::SlotMissing(slot) => {
+                Err(StoreError::Apply(ApplyError::SlotMissing { slot }))
+            }
+            SaveReply::SlotChanged { slot, header } => Err(slot_changed(changes, slot, &header)),
+            SaveReply::Guard => Err(unexpected(what, "a guard it was not given")),
         }
     }
 }
