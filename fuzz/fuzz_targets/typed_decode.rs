@@ -5,7 +5,8 @@
 //! * was migrated exactly when the stored version is older than 3, and from that version;
 //! * writes back (the whole slot, current version) and reads back as the same value, unmigrated,
 //!   in JSON and in bincode;
-//! * agrees with `migrate_slot`, the eager migration the stores run.
+//! * agrees with `migrate_slot`, the eager migration the stores run;
+//! * loads the same value again from the same bytes (the second load decodes lazily).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -55,6 +56,14 @@ fuzz_target!(|input: TypedInput| {
         assert!(loaded.is_dirty(), "a migrated slot must be written back");
     } else {
         assert_eq!(migrated, None);
+    }
+
+    // A second load of the same bytes trusts the first one's check and decodes field by field
+    // (lazily): it must see the same value.
+    match registry().load::<Account>(&record) {
+        Ok(Some(again)) => assert_eq!(again.value(), loaded.value(), "loaded twice"),
+        Ok(None) => panic!("the same bytes loaded once, then found nothing"),
+        Err(err) => panic!("the same bytes loaded once, then failed: {err}"),
     }
 
     for format in [Format::Json, Format::Bincode] {

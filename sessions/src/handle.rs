@@ -99,12 +99,33 @@ impl Pending {
             .get_or_insert_with(|| applied(&self.loaded, &self.changes))
     }
 
-    /// The record as the handler sees it, taken (at the end of the request).
-    pub(crate) fn take_record(&mut self) -> Record {
-        self.record();
-        self.view
-            .take()
-            .unwrap_or_else(|| std::mem::take(&mut self.loaded))
+    /// At the end of the request: the changes to save and what is left of the record, which
+    /// makes the view only if it is asked for (a save of an existing session does not need it).
+    pub(crate) fn take_final(&mut self) -> (Changeset, FinalRecord) {
+        let record = FinalRecord {
+            loaded: std::mem::take(&mut self.loaded),
+            view: self.view.take(),
+        };
+        (std::mem::take(&mut self.changes), record)
+    }
+}
+
+/// The record a finished request leaves (see [`Pending::take_final`]).
+pub(crate) struct FinalRecord {
+    loaded: Record,
+    /// `loaded` with the request's changes applied, when the handler asked for it already.
+    view: Option<Record>,
+}
+
+impl FinalRecord {
+    /// The record as the handler saw it at the end: `loaded` with `changes` (the changes
+    /// [`Pending::take_final`] gave with it) applied.
+    pub(crate) fn with(self, changes: &Changeset) -> Record {
+        match self.view {
+            Some(view) => view,
+            None if changes.is_empty() => self.loaded,
+            None => applied(&self.loaded, changes),
+        }
     }
 }
 

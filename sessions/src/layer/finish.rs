@@ -51,10 +51,11 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
             None => {
                 // The policy may be stored in the record: read it before taking the record.
                 let expiry = session.expiry(&pending);
+                let (changes, record) = pending.take_final();
                 Ok((
                     pending.action,
-                    pending.take_changes(),
-                    pending.take_record(),
+                    changes,
+                    record,
                     pending.new_id.take(),
                     expiry,
                     pending.saved_in_handler,
@@ -105,6 +106,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 },
                 ..out
             };
+            let record = record.with(&changes);
             if record.is_empty() {
                 clear_cookie(config, response);
                 return;
@@ -128,6 +130,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
         }
         Backend::Store(store) => {
             let Incoming::Id(old_id) = &session.incoming else {
+                let record = record.with(&changes);
                 if changes.is_empty() || server_error || record.is_empty() {
                     return;
                 }
@@ -142,8 +145,11 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 if exists {
                     out.cycle(store.as_ref(), response, old_id, &changes, new_id)
                         .await;
-                } else if !record.is_empty() {
-                    out.create(store.as_ref(), response, &record, new_id).await;
+                } else {
+                    let record = record.with(&changes);
+                    if !record.is_empty() {
+                        out.create(store.as_ref(), response, &record, new_id).await;
+                    }
                 }
                 return;
             }
@@ -158,6 +164,7 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 return;
             }
             if !exists {
+                let record = record.with(&changes);
                 if !changes.is_empty() && !record.is_empty() {
                     out.create(store.as_ref(), response, &record, None).await;
                 }
