@@ -12,14 +12,18 @@
 //! | `sessions_fields` | field | `key`, `slot`, `field`, `bytes`, and an order column |
 //!
 //! so a save writes exactly the fields and slots that changed. What a write transaction checks
-//! and in which order (create, save, cycle) is in [`transaction`], once for both stores.
+//! and in which order (create, save, cycle) is in [`transaction`], once for both stores; the
+//! statements both run alike, in [`single_statements!`].
 
 mod rows;
 mod transaction;
+mod write_tx;
 
 pub(crate) use rows::{deadline_of, header_row, scanned, slot_row, slots_of};
 
 pub(crate) use transaction::{Commit, WriteTx, create, cycle, finish, first_revision, save};
+
+pub(crate) use write_tx::single_statements;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,10 +3,9 @@
 
 use sqlx::{Postgres, Transaction};
 
-use crate::expiry::Deadline;
 use crate::record::{Changeset, Slot, SlotChange};
 use crate::store::StoreError;
-use crate::store::sql::{self, WriteTx, db_error, millis};
+use crate::store::sql::{self, WriteTx, db_error};
 
 use super::queries::Queries;
 
@@ -43,7 +42,7 @@ impl<'a> Fields<'a> {
 }
 
 impl PgTx<'_> {
-    /// Runs a statement binding `key` and `other` (a second key, or slot names).
+    /// Runs a statement binding `key` and `other` (slot names).
     async fn run<T>(&mut self, statement: &str, key: &str, other: T) -> Result<u64, StoreError>
     where
         T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
@@ -55,28 +54,6 @@ impl PgTx<'_> {
             .await
             .map_err(db_error)?
             .rows_affected())
-    }
-
-    async fn session_row(
-        &mut self,
-        statement: &str,
-        key: &str,
-        deadline: Deadline,
-        now: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let mut query = sqlx::query(statement)
-            .bind(key)
-            .bind(millis(deadline.created_at))
-            .bind(millis(deadline.expires_at));
-        if let Some(now) = now {
-            query = query.bind(now);
-        }
-        let changed = query
-            .execute(&mut **self.tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        Ok(changed > 0)
     }
 
     async fn upsert_fields(&mut self, key: &str, fields: &Fields<'_>) -> Result<(), StoreError> {
@@ -96,57 +73,11 @@ impl PgTx<'_> {
 }
 
 impl WriteTx for PgTx<'_> {
-    async fn touch(&mut self, key: &str, deadline: Deadline, now: i64) -> Result<bool, StoreError> {
-        let sql = self.sql;
-        self.session_row(&sql.touch_session, key, deadline, Some(now))
-            .await
-    }
-
-    async fn lock_live(&mut self, key: &str, now: i64) -> Result<bool, StoreError> {
-        let live = sqlx::query(&self.sql.lock_live_session)
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        Ok(live.is_some())
-    }
-
-    async fn insert_session(&mut self, key: &str, deadline: Deadline) -> Result<bool, StoreError> {
-        let sql = self.sql;
-        self.session_row(&sql.insert_session, key, deadline, None)
-            .await
-    }
-
-    async fn replace_expired(
-        &mut self,
-        key: &str,
-        deadline: Deadline,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        // Updating the expired leftover locks its row.
-        let sql = self.sql;
-        self.session_row(&sql.replace_expired_session, key, deadline, Some(now))
-            .await
-    }
-
-    async fn clear(&mut self, key: &str) -> Result<(), StoreError> {
-        // Fields go with their slots (ON DELETE CASCADE).
-        sqlx::query(&self.sql.delete_session_slots)
-            .bind(key)
-            .execute(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn headers(&mut self, key: &str) -> Result<Vec<Slot>, StoreError> {
-        let rows = sqlx::query(&self.sql.slot_headers)
-            .bind(key)
-            .fetch_all(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        sql::slots_of(&rows, None, sql::header_row)
+    // Fields go with their slots, slots with their session row (ON DELETE CASCADE).
+    sql::single_statements! {
+        lock_live: lock_live_session,
+        clear: [delete_session_slots],
+        delete: [delete_session],
     }
 
     async fn put(&mut self, key: &str, slots: &[&Slot], created: bool) -> Result<(), StoreError> {
@@ -209,23 +140,5 @@ impl WriteTx for PgTx<'_> {
             self.run(&sql.bump_revisions, key, &updated).await?;
         }
         self.upsert_fields(key, &fields).await
-    }
-
-    async fn copy(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
-        let sql = self.sql;
-        for statement in [&sql.copy_slots, &sql.copy_fields] {
-            self.run(statement, from, to).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        // Slots and fields go with the session row (ON DELETE CASCADE).
-        sqlx::query(&self.sql.delete_session)
-            .bind(key)
-            .execute(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }

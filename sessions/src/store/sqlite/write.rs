@@ -3,10 +3,9 @@
 
 use sqlx::{Sqlite, Transaction};
 
-use crate::expiry::Deadline;
 use crate::record::{Changeset, Slot, SlotChange};
 use crate::store::StoreError;
-use crate::store::sql::{self, Commit, WriteTx, db_error, millis};
+use crate::store::sql::{self, Commit, WriteTx, db_error};
 
 use super::SqliteStore;
 use super::queries::Queries;
@@ -62,38 +61,15 @@ pub(super) struct SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
-    /// Runs a statement binding `key` and `other` (a slot, or a second key); returns how many
-    /// rows it changed.
-    async fn run(&mut self, statement: &str, key: &str, other: &str) -> Result<u64, StoreError> {
+    /// Runs a statement binding `key` and `slot`; returns how many rows it changed.
+    async fn run(&mut self, statement: &str, key: &str, slot: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(statement)
             .bind(key)
-            .bind(other)
+            .bind(slot)
             .execute(&mut **self.tx)
             .await
             .map_err(db_error)?
             .rows_affected())
-    }
-
-    async fn session_row(
-        &mut self,
-        statement: &str,
-        key: &str,
-        deadline: Deadline,
-        now: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let mut query = sqlx::query(statement)
-            .bind(key)
-            .bind(millis(deadline.created_at))
-            .bind(millis(deadline.expires_at));
-        if let Some(now) = now {
-            query = query.bind(now);
-        }
-        let changed = query
-            .execute(&mut **self.tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        Ok(changed > 0)
     }
 
     async fn upsert_fields<'f>(
@@ -117,60 +93,10 @@ impl SqliteTx<'_> {
 }
 
 impl WriteTx for SqliteTx<'_> {
-    async fn touch(&mut self, key: &str, deadline: Deadline, now: i64) -> Result<bool, StoreError> {
-        let sql = self.sql;
-        self.session_row(&sql.touch_session, key, deadline, Some(now))
-            .await
-    }
-
-    async fn lock_live(&mut self, key: &str, now: i64) -> Result<bool, StoreError> {
-        let live = sqlx::query(&self.sql.live_session)
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        Ok(live.is_some())
-    }
-
-    async fn insert_session(&mut self, key: &str, deadline: Deadline) -> Result<bool, StoreError> {
-        let sql = self.sql;
-        self.session_row(&sql.insert_session, key, deadline, None)
-            .await
-    }
-
-    async fn replace_expired(
-        &mut self,
-        key: &str,
-        deadline: Deadline,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let sql = self.sql;
-        self.session_row(&sql.replace_expired_session, key, deadline, Some(now))
-            .await
-    }
-
-    async fn clear(&mut self, key: &str) -> Result<(), StoreError> {
-        for statement in [
-            &self.sql.delete_session_fields,
-            &self.sql.delete_session_slots,
-        ] {
-            sqlx::query(statement)
-                .bind(key)
-                .execute(&mut **self.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
-    async fn headers(&mut self, key: &str) -> Result<Vec<Slot>, StoreError> {
-        let rows = sqlx::query(&self.sql.slot_headers)
-            .bind(key)
-            .fetch_all(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
-        sql::slots_of(&rows, None, sql::header_row)
+    sql::single_statements! {
+        lock_live: live_session,
+        clear: [delete_session_fields, delete_session_slots],
+        delete: [delete_session_fields, delete_session_slots, delete_session],
     }
 
     async fn put(&mut self, key: &str, slots: &[&Slot], created: bool) -> Result<(), StoreError> {
@@ -209,24 +135,6 @@ impl WriteTx for SqliteTx<'_> {
                 }
             }
         }
-        Ok(())
-    }
-
-    async fn copy(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
-        let sql = self.sql;
-        for statement in [&sql.copy_slots, &sql.copy_fields] {
-            self.run(statement, from, to).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        self.clear(key).await?;
-        sqlx::query(&self.sql.delete_session)
-            .bind(key)
-            .execute(&mut **self.tx)
-            .await
-            .map_err(db_error)?;
         Ok(())
     }
 }
