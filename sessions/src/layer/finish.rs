@@ -170,6 +170,9 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 }
                 return;
             }
+            // The store may share the loaded slots (MemoryStore does): let it change them in
+            // place instead of copying them.
+            drop(record);
             match store.save(&old_id.key(), &changes, deadline).await {
                 Ok(SaveOutcome::Saved) => {
                     out.after_save(response, old_id, stored_deadline, refresh_due);
