@@ -105,7 +105,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // A connection to a file cannot drop: no ping before each use (it is a round trip to
+        // sqlx's worker thread on every load and save).
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(StoreError::backend)?;
