@@ -199,6 +199,11 @@ async fn records_round_trip_exactly_under_hashed_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_fields_in_one_slot() {
+    with_store(sql_common::many_fields).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_rows_are_record_errors() {
     with_store(sql_common::corrupt_rows).await;
 }

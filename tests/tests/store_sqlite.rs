@@ -175,6 +175,12 @@ async fn records_round_trip_exactly_under_hashed_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_fields_in_one_slot() {
+    let db = TempDb::new();
+    sql_common::many_fields(db.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_rows_are_record_errors() {
     let db = TempDb::new();
     sql_common::corrupt_rows(db.open().await).await;

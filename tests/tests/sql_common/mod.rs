@@ -258,6 +258,54 @@ pub(crate) async fn exact_round_trip<S: SqlStore>(store: S) {
     assert_eq!(store.rows(id.key().as_str()).await.0, 1);
 }
 
+/// A slot of many fields (more than one statement's worth where a store batches them) is
+/// written and changed field by field exactly: order kept, new fields last, a field named twice
+/// in one change takes its last bytes.
+pub(crate) async fn many_fields<S: SqlStore>(store: S) {
+    let key = fresh_key();
+    let now = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
+    let deadline = hour_from(now);
+    let fields: Vec<(Name, Bytes)> = (0..150)
+        .map(|i| (Name::from(format!("f{i:03}")), Bytes::from(i.to_string())))
+        .collect();
+    let created = record([Slot::new("wide", 1, Format::Json, fields)]);
+    store
+        .create(&key, &created, deadline)
+        .await
+        .expect("create");
+    assert_eq!(must_load(&store, &key).await, created);
+
+    // 100 changed fields, then 30 new ones, then `f007` again: 131 names in one change.
+    let mut changed: Vec<(Name, Bytes)> = (0..130)
+        .map(|i| {
+            (
+                Name::from(format!("f{:03}", i + 50)),
+                Bytes::from(format!("-{i}")),
+            )
+        })
+        .collect();
+    changed.insert(3, ("f007".into(), Bytes::from_static(b"1")));
+    changed.push(("f007".into(), Bytes::from_static(b"2")));
+    let changes: Changeset = [SlotChange::Fields {
+        slot: "wide".into(),
+        version: 1,
+        format: Format::Json,
+        fields: changed,
+    }]
+    .into_iter()
+    .collect();
+    let mut expected = created.clone();
+    expected.apply(&changes).expect("applies");
+    let outcome = store.save(&key, &changes, deadline).await.expect("save");
+    assert_eq!(outcome, SaveOutcome::Saved);
+    let loaded = must_load(&store, &key).await;
+    assert_eq!(loaded, expected);
+    let wide = loaded.slot("wide").expect("the slot");
+    assert_eq!(wide.fields().len(), 180);
+    assert_eq!(wide.field("f007").map(|b| &b[..]), Some(&b"2"[..]));
+    assert_eq!(wide.fields().last().map(|(name, _)| name), Some("f179"));
+}
+
 /// A row that is not a well-formed slot loads as `StoreError::Record`, not as a panic or a
 /// backend error, and is left as it is.
 pub(crate) async fn corrupt_rows<S: SqlStore>(store: S) {
