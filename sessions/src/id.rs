@@ -160,18 +160,28 @@ impl fmt::Debug for SessionId {
 /// assert_eq!(key, id.key());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionKey([u8; 64]);
+pub struct SessionKey {
+    /// The digest as 64 lowercase hex digits (what stores write).
+    hex: [u8; 64],
+    /// The same digest as bytes (what `MemoryStore` keys by); always what `hex` spells.
+    digest: [u8; 32],
+}
 
 impl SessionKey {
     fn of(id: &SessionId) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = Sha256::digest(id.text);
+        let digest: [u8; 32] = Sha256::digest(id.text).into();
         let mut hex = [0u8; 64];
         for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
             pair[0] = HEX[usize::from(byte >> 4)];
             pair[1] = HEX[usize::from(byte & 0x0f)];
         }
-        Self(hex)
+        Self { hex, digest }
+    }
+
+    /// The digest as bytes.
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
 
     /// The key as text.
@@ -184,7 +194,7 @@ impl SessionKey {
     /// assert_eq!(key.to_string(), key.as_str());
     /// ```
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.hex).unwrap_or_default()
     }
 
     /// A key from its stored text, as a store reads it back (e.g. when scanning).
@@ -195,11 +205,21 @@ impl SessionKey {
     /// assert!(SessionKey::from_stored("zz").is_none());
     /// ```
     pub fn from_stored(text: impl AsRef<str>) -> Option<Self> {
-        let bytes: [u8; 64] = text.as_ref().as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-            .then_some(Self(bytes))
+        let hex: [u8; 64] = text.as_ref().as_bytes().try_into().ok()?;
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = (lowercase_hex_value(pair[0])? << 4) | lowercase_hex_value(pair[1])?;
+        }
+        Some(Self { hex, digest })
+    }
+}
+
+/// The value of a lowercase hex digit, or `None` for any other byte.
+const fn lowercase_hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
     }
 }
 

@@ -130,11 +130,10 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
         }
         Backend::Store(store) => {
             let Incoming::Id(old_id) = &session.incoming else {
-                let record = record.with(&changes);
-                if changes.is_empty() || server_error || record.is_empty() {
-                    return;
+                if !changes.is_empty() && !server_error {
+                    out.create(store.as_ref(), response, record.with(&changes), None)
+                        .await;
                 }
-                out.create(store.as_ref(), response, &record, None).await;
                 return;
             };
             if action == Action::Cycle && !server_error {
@@ -146,10 +145,8 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                     out.cycle(store.as_ref(), response, old_id, &changes, new_id)
                         .await;
                 } else {
-                    let record = record.with(&changes);
-                    if !record.is_empty() {
-                        out.create(store.as_ref(), response, &record, new_id).await;
-                    }
+                    out.create(store.as_ref(), response, record.with(&changes), new_id)
+                        .await;
                 }
                 return;
             }
@@ -164,9 +161,9 @@ pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut 
                 return;
             }
             if !exists {
-                let record = record.with(&changes);
-                if !changes.is_empty() && !record.is_empty() {
-                    out.create(store.as_ref(), response, &record, None).await;
+                if !changes.is_empty() {
+                    out.create(store.as_ref(), response, record.with(&changes), None)
+                        .await;
                 }
                 return;
             }
@@ -255,34 +252,37 @@ impl Outgoing<'_> {
         ids_collide(response);
     }
 
-    /// Files a new session under a fresh id (or `id`) and sets the cookie; whether it worked.
+    /// Files a new session under a fresh id (or `id`) and sets the cookie. An empty record
+    /// (every slot removed) is not stored: there is nothing to keep.
     async fn create<B: Default>(
         &self,
         store: &dyn SessionStore,
         response: &mut Response<B>,
-        record: &Record,
+        record: Record,
         mut id: Option<SessionId>,
-    ) -> bool {
+    ) {
+        if record.is_empty() {
+            return;
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let Some(fresh) = fresh_id(&mut id, response) else {
-                return false;
+                return;
             };
-            match store.create(&fresh.key(), record, self.deadline).await {
+            match store.create(&fresh.key(), &record, self.deadline).await {
                 Ok(()) => {
                     self.set_cookie(response, fresh.expose());
-                    return true;
+                    return;
                 }
                 Err(StoreError::Collision) => {
                     tracing::warn!(target: "sessions", "session id collision; drawing another");
                 }
                 Err(err) => {
                     save_failed(response, &err);
-                    return false;
+                    return;
                 }
             }
         }
         ids_collide(response);
-        false
     }
 
     /// Sets the cookie (or header) to `value`, with a `Max-Age` that follows the deadline.

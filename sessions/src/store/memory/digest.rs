@@ -1,5 +1,5 @@
-//! How a `MemoryStore` keys its map: the 32 bytes a session key's hex spells, hashed by taking
-//! eight of them.
+//! How a `MemoryStore` keys its map: a session key's 32 digest bytes, hashed by taking eight of
+//! them.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
@@ -10,27 +10,14 @@ use crate::id::SessionKey;
 pub(super) struct Digest([u8; 32]);
 
 impl Digest {
-    /// The digest a session key spells (a key is always 64 lowercase hex digits).
+    /// The digest of a session key.
     pub(super) fn of(key: &SessionKey) -> Self {
-        let hex = key.as_str().as_bytes();
-        let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = (nibble(pair[0]) << 4) | nibble(pair[1]);
-        }
-        Self(bytes)
+        Self(*key.digest())
     }
 
     /// Which of `shards` shards holds it (from bytes the map's hash does not use).
     pub(super) fn shard(&self, shards: usize) -> usize {
         usize::from(self.0[31]) % shards
-    }
-}
-
-fn nibble(hex: u8) -> u8 {
-    match hex {
-        b'0'..=b'9' => hex - b'0',
-        b'a'..=b'f' => hex - b'a' + 10,
-        _ => 0,
     }
 }
 
@@ -79,5 +66,9 @@ mod tests {
         let digest = Digest::of(&key);
         let hex: String = digest.0.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, key.as_str());
+        // A key read back from its text has the same digest.
+        let stored = SessionKey::from_stored(key.as_str()).expect("a stored key");
+        assert!(Digest::of(&stored) == digest);
+        assert!(SessionKey::from_stored(key.as_str().to_uppercase()).is_none());
     }
 }
