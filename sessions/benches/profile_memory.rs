@@ -7,7 +7,7 @@
 //! The bench runs itself under `valgrind --tool=callgrind` once per workload. The child builds
 //! the app of `benches/http.rs` on `MemoryStore` (JSON unless `bincode` is given), creates 1,000
 //! sessions, warms up with one pass, then sends `BENCH_REQUESTS` requests (default 2,000)
-//! round-robin inside `callgrind_measured_loop`; callgrind collects only inside that function
+//! round-robin inside `callgrind_measured_loop` (and again on a `MemoryStore::compact` store); callgrind collects only inside that function
 //! (`--toggle-collect`), so set-up is left out. Instruction counts are stable on a loaded
 //! machine. Output files go to `target/callgrind/`; the report prints the total instructions per
 //! request and the top functions of `callgrind_annotate --inclusive=yes` and of the exclusive
@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{
-    Client, SESSIONS, W1, W2, env_usize, is_bench, runtime, sessions_memory, tower_memory,
+    Client, SESSIONS, W1, W2, env_usize, is_bench, runtime, sessions_memory,
+    sessions_memory_compact, tower_memory,
 };
 use sessions::Format;
 
@@ -43,6 +44,7 @@ fn child(app: &str, path: &'static str, format: Format, n: usize) {
     let rt = runtime();
     let mut client = match app {
         "tower" => rt.block_on(Client::new(tower_memory(), SESSIONS)),
+        "compact" => rt.block_on(Client::new(sessions_memory_compact(format), SESSIONS)),
         _ => rt.block_on(Client::new(sessions_memory(format), SESSIONS)),
     };
     rt.block_on(client.check());
@@ -173,6 +175,8 @@ fn main() {
         ("floor", "w1", false),
         ("sessions", "w1", true),
         ("sessions", "w2", true),
+        ("compact", "w1", false),
+        ("compact", "w2", false),
         ("tower", "w1", false),
         ("tower", "w2", false),
     ];
@@ -202,6 +206,10 @@ fn main() {
         let label = match app {
             "floor" => "W0 (no session layer)".to_owned(),
             "tower" => format!("tower-sessions 0.15 {}", workload.to_uppercase()),
+            "compact" => format!(
+                "sessions {codec} MemoryStore::compact {}",
+                workload.to_uppercase()
+            ),
             _ => format!("sessions {codec} {}", workload.to_uppercase()),
         };
         for (view, inclusive) in [("inclusive", "yes"), ("exclusive (self)", "no")] {

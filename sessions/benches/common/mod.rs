@@ -142,6 +142,11 @@ pub(crate) fn sessions_memory(format: Format) -> Router {
     app_sessions(sessions_layer(MemoryStore::new(), format))
 }
 
+/// The same app on a [`MemoryStore::compact`] store (sessions held encoded).
+pub(crate) fn sessions_memory_compact(format: Format) -> Router {
+    app_sessions(sessions_layer(MemoryStore::compact(), format))
+}
+
 pub(crate) fn sessions_cookie(format: Format) -> Router {
     let store = CookieStore::new([Key::generate(1).expect("a cookie key")]).expect("a key");
     app_sessions(sessions_layer(store, format))

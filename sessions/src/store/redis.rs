@@ -3,6 +3,7 @@
 mod cycle;
 mod layout;
 mod migrate;
+mod read;
 mod wire;
 
 use std::future::Future;
@@ -351,7 +352,7 @@ impl RedisStore {
         if entries.is_empty() || layout::is_moving(&entries) {
             return Ok(None);
         }
-        Ok(Some(layout::parse(entries)?))
+        Ok(Some(read::parse(entries)?))
     }
 
     /// Sends one script invocation.

@@ -42,7 +42,7 @@ use ::redis::{Script, Value};
 use std::sync::LazyLock;
 
 use super::wire::{Change, SaveReply, unexpected};
-use super::{RedisStore, layout};
+use super::{RedisStore, layout, read};
 use crate::expiry::Deadline;
 use crate::record::Changeset;
 use crate::store::{SaveOutcome, StoreError};
@@ -127,7 +127,7 @@ impl RedisStore {
             Frozen::Entries(entries) => entries,
             Frozen::Refused(reply) => return reply.outcome(changes, "the freeze script"),
         };
-        let moved = layout::parse(entries)
+        let moved = read::parse(entries)
             .map_err(StoreError::from)
             .and_then(|mut stored| {
                 // The script checked the changes against this very hash: this cannot fail

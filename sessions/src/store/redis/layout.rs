@@ -1,6 +1,6 @@
 //! How one session is laid out in its Redis hash, and how a hash is read back into a record.
 //!
-//! One session is one hash under `{prefix}{<session key>}`. Its fields:
+//! One session is one hash (read back by `read.rs`) under `{prefix}{<session key>}`. Its fields:
 //!
 //! | hash field | value |
 //! |---|---|
@@ -25,15 +25,11 @@
 //! `save.lua`, `cycle.lua` and `freeze.lua` share), `save_fast.lua` (the common field update,
 //! ahead of it) and `unfreeze.lua`.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::error::RecordError;
-use crate::expiry::Deadline;
 use crate::record::{Record, Slot};
-use crate::store::Stored;
 
 /// A hash's field/value pairs, as `HGETALL` gives them.
 pub(super) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -176,88 +172,9 @@ pub(super) fn record_entries(record: &Record) -> Vec<(String, Bytes)> {
     entries
 }
 
-fn malformed(reason: impl Into<String>) -> RecordError {
-    RecordError::Malformed(reason.into())
-}
-
-fn malformed_slot(slot: &str, reason: impl Into<String>) -> RecordError {
-    RecordError::MalformedSlot {
-        slot: slot.to_owned(),
-        reason: reason.into(),
-    }
-}
-
 /// Whether a hash read back (`HGETALL`) is a session being moved by a cluster `cycle`.
 pub(super) fn is_moving(entries: &Entries) -> bool {
     entries.iter().any(|(name, _)| name == MOVING)
-}
-
-/// A session read back from its hash (`HGETALL`). Entries the layout does not name (the
-/// moving mark included) are ignored; anything missing or unreadable that it does name is a
-/// [`RecordError`]. A slot without a revision entry (written before revisions) is at
-/// revision 1.
-pub(super) fn parse(entries: Entries) -> Result<Stored, RecordError> {
-    let mut hash: HashMap<String, Bytes> = HashMap::with_capacity(entries.len());
-    for (name, value) in entries {
-        let name =
-            String::from_utf8(name).map_err(|_| malformed("a hash field name is not UTF-8"))?;
-        hash.insert(name, Bytes::from(value));
-    }
-    let text = |name: &str| -> Result<&str, RecordError> {
-        let value = hash
-            .get(name)
-            .ok_or_else(|| malformed(format!("hash field `{name}` is missing")))?;
-        std::str::from_utf8(value)
-            .map_err(|_| malformed(format!("hash field `{name}` is not UTF-8")))
-    };
-    let time = |name: &str| -> Result<SystemTime, RecordError> {
-        let value = text(name)?;
-        let ms: u64 = value
-            .parse()
-            .map_err(|_| malformed(format!("hash field `{name}` is not a time in ms")))?;
-        Ok(UNIX_EPOCH + Duration::from_millis(ms))
-    };
-    let deadline = Deadline {
-        created_at: time(CREATED)?,
-        expires_at: time(EXPIRES)?,
-    };
-
-    let mut record = Record::new();
-    let slot_names = split(text(SLOTS)?).ok_or_else(|| malformed("the slot list is malformed"))?;
-    for name in slot_names {
-        let header = text(&header_key(name)).map_err(|e| malformed_slot(name, e.to_string()))?;
-        let (version, format_tag, type_tag) = parse_header(header)
-            .ok_or_else(|| malformed_slot(name, format!("header `{header}` is malformed")))?;
-        let order = text(&order_key(name)).map_err(|e| malformed_slot(name, e.to_string()))?;
-        let field_names =
-            split(order).ok_or_else(|| malformed_slot(name, "the field list is malformed"))?;
-        let mut fields = Vec::with_capacity(field_names.len());
-        for field in field_names {
-            let bytes = hash
-                .get(&field_key(name, field))
-                .ok_or_else(|| malformed_slot(name, format!("field `{field}` is missing")))?;
-            fields.push((field.to_owned().into(), bytes.clone()));
-        }
-        let revision = match hash.get(&revision_key(name)) {
-            None => 1,
-            Some(value) => std::str::from_utf8(value)
-                .ok()
-                .filter(|text| is_decimal(text))
-                .and_then(|text| text.parse().ok())
-                .ok_or_else(|| malformed_slot(name, "the revision is not a number"))?,
-        };
-        record.insert(
-            Slot::from_parts(
-                name.to_owned().into(),
-                type_tag.to_owned().into(),
-                version,
-                format_tag,
-                fields,
-            )
-            .with_revision(revision),
-        );
-    }
-    Ok(Stored { record, deadline })
 }
 
 #[cfg(test)]
