@@ -60,9 +60,30 @@ impl std::fmt::Debug for Record {
     }
 }
 
+/// Values up to this size are copied into a record rather than shared with a change.
+const DETACH_UP_TO: usize = 1024;
+
+/// `bytes` for a record to keep: a copy of a small value. A shared `Bytes` costs a header
+/// allocation as large as a small value's own, and would keep the change's buffer alive as long
+/// as the record (a `MemoryStore` keeps its records for the session's life).
+pub(crate) fn detached(bytes: &Bytes) -> Bytes {
+    if bytes.len() <= DETACH_UP_TO {
+        Bytes::copy_from_slice(bytes)
+    } else {
+        bytes.clone()
+    }
+}
+
 impl Record {
     fn all(&self) -> &[Slot] {
         self.slots.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// A record of `slots`, whose names are distinct (a store's own copy of a record).
+    pub(crate) fn from_distinct_slots(slots: Vec<Slot>) -> Record {
+        Record {
+            slots: (!slots.is_empty()).then(|| Arc::new(slots)),
+        }
     }
 
     fn all_mut(&mut self) -> &mut Vec<Slot> {
@@ -203,12 +224,12 @@ impl Record {
             match change {
                 SlotChange::Put(slot) => {
                     let revision = self.revision_of(slot.name()) + 1;
-                    self.insert(slot.clone().with_revision(revision));
+                    self.insert(slot.detached_clone().with_revision(revision));
                 }
                 SlotChange::Fields { slot, fields, .. } => {
                     if let Some(stored) = self.slot_mut(slot) {
                         for (name, bytes) in fields {
-                            stored.set_field(name.clone(), bytes.clone());
+                            stored.set_field(name.clone(), detached(bytes));
                         }
                         stored.revision += 1;
                     }

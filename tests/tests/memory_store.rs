@@ -14,6 +14,12 @@ async fn memory_store_passes_the_conformance_suite() {
     sessions::store::conformance::run(MemoryStore::with_clock(clock.clone()), clock).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_memory_store_passes_the_conformance_suite() {
+    let clock = ManualClock::new();
+    sessions::store::conformance::run(MemoryStore::compact_with_clock(clock.clone()), clock).await;
+}
+
 fn key() -> SessionKey {
     SessionId::generate().expect("an id").key()
 }

@@ -91,6 +91,35 @@ impl Slot {
         self
     }
 
+    /// The slot's name and type tag as held (borrowed from a session type, or owned).
+    pub(crate) fn name_and_type_tag(&self) -> (&Name, &Name) {
+        (&self.name, &self.type_tag)
+    }
+
+    /// A copy whose small field values are copies too (see `record::detached`), for a record
+    /// to keep.
+    pub(crate) fn detached_clone(&self) -> Slot {
+        Slot {
+            name: self.name.clone(),
+            type_tag: self.type_tag.clone(),
+            version: self.version,
+            format_tag: self.format_tag,
+            fields: self
+                .fields
+                .iter()
+                .map(|(name, bytes)| (name.clone(), super::detached(bytes)))
+                .collect(),
+            raw_json: self.raw_json.clone(),
+            revision: self.revision,
+            checked: self.checked.clone(),
+        }
+    }
+
+    /// The field names as held, in stored order.
+    pub(crate) fn field_names(&self) -> impl ExactSizeIterator<Item = &Name> {
+        self.fields.iter().map(|(name, _)| name)
+    }
+
     pub(crate) fn raw_json(&self) -> Option<&Bytes> {
         self.raw_json.as_ref()
     }
