@@ -15,6 +15,35 @@ use crate::store::{SaveOutcome, SessionStore, StoreError};
 /// broken random source, which should fail loudly rather than loop).
 const CREATE_ATTEMPTS: usize = 3;
 
+/// Whether the request needs nothing after the handler (the common read-only request): true
+/// only where [`finish`] would do nothing either. Decided without an `await`, so that the
+/// layer's own future need not hold `finish`'s (it boxes that only when there is work).
+pub(super) fn nothing_to_do<B>(session: &RequestSession, response: &Response<B>) -> bool {
+    let pending = session.pending();
+    if pending.action != Action::Keep || pending.has_changes() || pending.encode_error.is_some() {
+        return false;
+    }
+    let Some(Ok(loaded)) = session.loaded() else {
+        // Nothing loaded (or the load failed) and nothing asked: `finish` returns at once.
+        return true;
+    };
+    let config = &session.config;
+    match (&config.backend, &session.incoming) {
+        (Backend::Store(_), Incoming::Id(_)) => {
+            if pending.saved_in_handler {
+                return false;
+            }
+            let now = config.clock.now();
+            let expiry = session.expiry(&pending);
+            let refresh_due = loaded.deadline.is_some_and(|d| expiry.refresh_due(&d, now));
+            response.status().is_server_error() || !refresh_due
+        }
+        // A new session without changes is not created.
+        (Backend::Store(_), _) => true,
+        (Backend::Cookie(_), _) => false,
+    }
+}
+
 /// After the handler: save what changed, set or clear the cookie, refresh the expiry.
 pub(super) async fn finish<B: Default>(session: &RequestSession, response: &mut Response<B>) {
     let config = &session.config;

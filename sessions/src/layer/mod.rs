@@ -460,7 +460,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut response = inner.call(request).await?;
-            finish::finish(&session, &mut response).await;
+            if !finish::nothing_to_do(&session, &response) {
+                // Boxed: a read-only request's future stays small (and allocates less).
+                Box::pin(finish::finish(&session, &mut response)).await;
+            }
             Ok(response)
         })
     }

@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: sessions in a SQLite database (feature `sqlite`).
 
+mod one_batch;
 mod queries;
 mod write;
 
@@ -491,6 +492,12 @@ impl SessionStore for SqliteStore {
         deadline: Deadline,
     ) -> Result<SaveOutcome, StoreError> {
         let now = millis(self.clock.now());
+        if let Some(outcome) = self
+            .save_in_one_batch(key.as_str(), changes, deadline, now)
+            .await?
+        {
+            return Ok(outcome);
+        }
         let mut write = self.begin_write().await?;
         let mut tx = write.statements(&self.sql);
         let result = sql::save(&mut tx, key.as_str(), changes, deadline, now).await;

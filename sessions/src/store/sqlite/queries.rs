@@ -1,5 +1,6 @@
 //! The SQL [`SqliteStore`](super::SqliteStore) runs, written once per table name.
 
+use super::one_batch;
 use crate::store::sql::Tables;
 
 /// The statements of one store, written once for its table names.
@@ -29,6 +30,8 @@ pub(super) struct Queries {
     pub(super) live_session: String,
     pub(super) scan_slots: String,
     pub(super) load_slot: String,
+    /// The one-batch save for 1, 2, … [`one_batch::MAX_FIELDS`] fields.
+    pub(super) one_batch_save: Vec<String>,
 }
 
 impl Queries {
@@ -156,6 +159,9 @@ impl Queries {
                  WHERE sl.key = ?1 AND sl.slot = ?2
                  ORDER BY f.id"
             ),
+            one_batch_save: (1..=one_batch::MAX_FIELDS)
+                .map(|fields| one_batch::statement(&tables, fields))
+                .collect(),
             tables,
         }
     }

@@ -1,0 +1,126 @@
+//! The common save — a field update of one slot, no expected revisions — as one batch of
+//! statements that sqlx hands to the connection's worker thread at once.
+//!
+//! The general save sends `BEGIN IMMEDIATE`, the session row's touch, the slot headers' read,
+//! the revision bump, one upsert per field and `COMMIT` one at a time, and every statement is a
+//! round trip to sqlx's SQLite worker thread (two thread switches, most of a save's cost). The
+//! batch is the same transaction in one trip: its checks are in the statements' conditions,
+//! and each statement writes only if the one before it changed a row (`changes() = 1`), so the
+//! batch writes everything or nothing:
+//!
+//! 1. the slot's revision moves up only if the slot is stored with this version and format and
+//!    the session is live (the checks the general save reads the headers for);
+//! 2. the session row's deadline moves;
+//! 3. each field is upserted.
+//!
+//! When the first statement finds nothing to change the batch writes nothing, and the caller
+//! runs the general save, which finds out why (a session gone, a slot changed meanwhile).
+
+use sqlx::{Executor, Row};
+
+use super::SqliteStore;
+use crate::expiry::Deadline;
+use crate::record::{Changeset, SlotChange};
+use crate::store::sql::{self, Tables, db_error, millis};
+use crate::store::{SaveOutcome, StoreError};
+
+/// Up to how many fields one batch writes (one statement text is kept for each count).
+pub(super) const MAX_FIELDS: usize = 8;
+
+/// The batch for `fields` fields (1 ≤ `fields` ≤ [`MAX_FIELDS`]). Its parameters are plain `?`:
+/// sqlx binds a batch's arguments statement after statement, in order (see
+/// [`SqliteStore::save_in_one_batch`]).
+pub(super) fn statement(tables: &Tables, fields: usize) -> String {
+    let Tables {
+        sessions: s,
+        slots: sl,
+        fields: f,
+        ..
+    } = tables;
+    let mut batch = format!(
+        "BEGIN IMMEDIATE;
+         UPDATE {sl} SET revision = revision + 1
+          WHERE key = ? AND slot = ? AND version = ? AND format_tag = ?
+            AND EXISTS (SELECT 1 FROM {s} WHERE key = ? AND expires_at > ?);
+         UPDATE {s} SET created_at = ?, expires_at = ? WHERE key = ? AND changes() = 1;"
+    );
+    for _ in 0..fields {
+        batch.push_str(&format!(
+            "
+         INSERT INTO {f} (key, slot, field, bytes) SELECT ?, ?, ?, ? WHERE changes() = 1
+          ON CONFLICT (key, slot, field) DO UPDATE SET bytes = excluded.bytes;"
+        ));
+    }
+    // Whether the last statement wrote (then every one did), read inside the transaction.
+    batch.push_str("\n         SELECT changes();\n         COMMIT;");
+    batch
+}
+
+impl SqliteStore {
+    /// Saves `changes` in one batch when they are one slot's field update without expected
+    /// revisions. `None`: the batch does not apply, or wrote nothing; the general save runs.
+    pub(super) async fn save_in_one_batch(
+        &self,
+        key: &str,
+        changes: &Changeset,
+        deadline: Deadline,
+        now: i64,
+    ) -> Result<Option<SaveOutcome>, StoreError> {
+        if changes.expected().len() > 0 || changes.len() != 1 {
+            return Ok(None);
+        }
+        let Some(SlotChange::Fields {
+            slot,
+            version,
+            format,
+            fields,
+        }) = changes.iter().next()
+        else {
+            return Ok(None);
+        };
+        let fields = sql::distinct_fields(fields.iter().map(|(name, bytes)| (&**name, bytes)));
+        let Some(statement) = fields
+            .len()
+            .checked_sub(1)
+            .and_then(|i| self.sql.one_batch_save.get(i))
+        else {
+            return Ok(None);
+        };
+        // Statement by statement, each one's `?` in order.
+        let mut query = sqlx::query(statement)
+            .bind(key)
+            .bind(&**slot)
+            .bind(i64::from(*version))
+            .bind(i64::from(format.tag()))
+            .bind(key)
+            .bind(now)
+            .bind(millis(deadline.created_at))
+            .bind(millis(deadline.expires_at))
+            .bind(key);
+        for (name, bytes) in &fields {
+            query = query.bind(key).bind(&**slot).bind(*name).bind(*bytes);
+        }
+        let _turn = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        // `fetch_all` runs every statement of the batch (`COMMIT` included); the one row is
+        // the `SELECT changes()` (a statement count would not do: SQLite reports the last
+        // write's count again for `BEGIN` and `COMMIT`).
+        match conn.fetch_all(query).await {
+            Ok(rows) => match rows.first().map(|row| row.try_get::<i64, _>(0)) {
+                Some(Ok(1)) => Ok(Some(SaveOutcome::Saved)),
+                Some(Ok(0)) => Ok(None),
+                other => Err(StoreError::backend(std::io::Error::other(format!(
+                    "the one-batch save answered {other:?}, not 0 or 1"
+                )))),
+            },
+            Err(err) => {
+                // The batch stopped part way, perhaps inside its transaction: end that, or let
+                // the connection go rather than hand it out inside a transaction.
+                if conn.execute("ROLLBACK").await.is_err() {
+                    drop(conn.detach());
+                }
+                Err(db_error(err))
+            }
+        }
+    }
+}
