@@ -16,7 +16,8 @@
 //! When the first statement finds nothing to change the batch writes nothing, and the caller
 //! runs the general save, which finds out why (a session gone, a slot changed meanwhile).
 
-use sqlx::{Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor, Row, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::expiry::Deadline;
@@ -101,26 +102,104 @@ impl SqliteStore {
             query = query.bind(key).bind(&**slot).bind(*name).bind(*bytes);
         }
         let _turn = self.writer.lock().await;
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let conn = self.pool.acquire().await.map_err(db_error)?;
+        let mut conn = InBatch(Some(conn));
         // `fetch_all` runs every statement of the batch (`COMMIT` included); the one row is
         // the `SELECT changes()` (a statement count would not do: SQLite reports the last
         // write's count again for `BEGIN` and `COMMIT`).
-        match conn.fetch_all(query).await {
-            Ok(rows) => match rows.first().map(|row| row.try_get::<i64, _>(0)) {
-                Some(Ok(1)) => Ok(Some(SaveOutcome::Saved)),
-                Some(Ok(0)) => Ok(None),
-                other => Err(StoreError::backend(std::io::Error::other(format!(
-                    "the one-batch save answered {other:?}, not 0 or 1"
-                )))),
-            },
+        let result = conn.get()?.fetch_all(query).await;
+        match result {
+            Ok(rows) => {
+                conn.release();
+                match rows.first().map(|row| row.try_get::<i64, _>(0)) {
+                    Some(Ok(1)) => Ok(Some(SaveOutcome::Saved)),
+                    Some(Ok(0)) => Ok(None),
+                    other => Err(StoreError::backend(std::io::Error::other(format!(
+                        "the one-batch save answered {other:?}, not 0 or 1"
+                    )))),
+                }
+            }
             Err(err) => {
-                // The batch stopped part way, perhaps inside its transaction: end that, or let
-                // the connection go rather than hand it out inside a transaction.
-                if conn.execute("ROLLBACK").await.is_err() {
-                    drop(conn.detach());
+                // The batch stopped part way, perhaps inside its transaction: end that (or,
+                // when that fails too, `conn` closes the connection as it drops).
+                if conn.get()?.execute("ROLLBACK").await.is_ok() {
+                    conn.release();
                 }
                 Err(db_error(err))
             }
+        }
+    }
+}
+
+/// A pooled connection running a batch. Unless released (the batch ran to its end, or was
+/// rolled back), dropping it closes the connection instead of returning it to the pool: a
+/// request cancelled mid-batch (a client gone) stops sqlx's worker between two statements,
+/// perhaps inside the batch's transaction, and closing the connection is what rolls that back.
+struct InBatch(Option<PoolConnection<Sqlite>>);
+
+impl InBatch {
+    fn get(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::backend(std::io::Error::other("connection released")))
+    }
+
+    /// Back to the pool: no transaction is open on it.
+    fn release(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for InBatch {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batch_cut_short_closes_its_connection_and_its_transaction_with_it() {
+        let path = std::env::temp_dir().join(format!(
+            "sessions_one_batch_{}_{}.db",
+            std::process::id(),
+            line!()
+        ));
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::from_millis(200));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("a pool");
+        let mut cut = InBatch(Some(pool.acquire().await.expect("a connection")));
+        cut.get()
+            .expect("held")
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("begins");
+        // The request is cancelled here: the guard drops without being released.
+        drop(cut);
+        let mut next = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .expect("the cut batch's write lock is gone");
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut *next)
+            .await
+            .expect("writes");
+        next.commit().await.expect("commits");
+        pool.close().await;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 }
