@@ -1,5 +1,6 @@
 //! [`PostgresStore`]: sessions in PostgreSQL (feature `postgres`).
 
+mod one_statement;
 mod queries;
 mod write;
 
@@ -486,6 +487,12 @@ impl SessionStore for PostgresStore {
         deadline: Deadline,
     ) -> Result<SaveOutcome, StoreError> {
         let now = millis(self.clock.now());
+        if let Some(outcome) = self
+            .save_in_one_statement(key.as_str(), changes, deadline, now)
+            .await?
+        {
+            return Ok(outcome);
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let result = sql::save(
             &mut self.statements(&mut tx),

@@ -1,5 +1,6 @@
 //! The SQL [`PostgresStore`](super::PostgresStore) runs, written once per table name.
 
+use super::one_statement;
 use crate::store::sql::Tables;
 
 /// The statements of one store, written once for its table names.
@@ -24,6 +25,8 @@ pub(super) struct Queries {
     pub(super) lock_live_session: String,
     pub(super) scan_slots: String,
     pub(super) load_slot: String,
+    /// The common save in one statement (see `one_statement.rs`).
+    pub(super) one_statement_save: String,
 }
 
 impl Queries {
@@ -154,6 +157,7 @@ impl Queries {
                  WHERE sl.key = $1 AND sl.slot = $2
                  ORDER BY f.pos"
             ),
+            one_statement_save: one_statement::statement(&tables),
             tables,
         }
     }
