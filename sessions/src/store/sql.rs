@@ -210,6 +210,39 @@ pub(crate) fn distinct_fields<'a>(
     out
 }
 
+/// A save that is one slot's field update without expected revisions: what the stores' one-trip
+/// saves (`sqlite/one_batch.rs`, `postgres/one_statement.rs`) take.
+pub(crate) struct FieldUpdate<'a> {
+    pub(crate) slot: &'a str,
+    pub(crate) version: u32,
+    pub(crate) format: Format,
+    /// At least one; a name given twice keeps its last bytes.
+    pub(crate) fields: Vec<(&'a str, &'a [u8])>,
+}
+
+/// `changes` as a [`FieldUpdate`], if they are one.
+pub(crate) fn field_update(changes: &Changeset) -> Option<FieldUpdate<'_>> {
+    if changes.expected().len() > 0 || changes.len() != 1 {
+        return None;
+    }
+    let Some(SlotChange::Fields {
+        slot,
+        version,
+        format,
+        fields,
+    }) = changes.iter().next()
+    else {
+        return None;
+    };
+    let fields = distinct_fields(fields.iter().map(|(name, bytes)| (&**name, bytes)));
+    (!fields.is_empty()).then_some(FieldUpdate {
+        slot,
+        version: *version,
+        format: *format,
+        fields,
+    })
+}
+
 /// What an eager migration did with one stored slot.
 pub(crate) enum Migrated {
     /// The session or the slot is gone (deleted or expired meanwhile): not counted.

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::PostgresStore;
 use crate::expiry::Deadline;
-use crate::record::{Changeset, SlotChange};
+use crate::record::Changeset;
 use crate::store::sql::{self, Commit, Tables, db_error, millis};
 use crate::store::{SaveOutcome, StoreError};
 
@@ -64,22 +64,15 @@ impl PostgresStore {
         deadline: Deadline,
         now: i64,
     ) -> Result<Option<SaveOutcome>, StoreError> {
-        if changes.expected().len() > 0 || changes.len() != 1 {
-            return Ok(None);
-        }
-        let Some(SlotChange::Fields {
+        let Some(sql::FieldUpdate {
             slot,
             version,
             format,
             fields,
-        }) = changes.iter().next()
+        }) = sql::field_update(changes)
         else {
             return Ok(None);
         };
-        let fields = sql::distinct_fields(fields.iter().map(|(name, bytes)| (&**name, bytes)));
-        if fields.is_empty() {
-            return Ok(None);
-        }
         let (names, bytes): (Vec<&str>, Vec<&[u8]>) = fields.into_iter().unzip();
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let answer = sqlx::query(&self.sql.one_statement_save)
@@ -87,8 +80,8 @@ impl PostgresStore {
             .bind(millis(deadline.created_at))
             .bind(millis(deadline.expires_at))
             .bind(now)
-            .bind(&**slot)
-            .bind(i64::from(*version))
+            .bind(slot)
+            .bind(i64::from(version))
             .bind(i16::from(format.tag()))
             .bind(&names)
             .bind(&bytes)

@@ -21,7 +21,7 @@ use sqlx::{Executor, Row, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::expiry::Deadline;
-use crate::record::{Changeset, SlotChange};
+use crate::record::Changeset;
 use crate::store::sql::{self, Tables, db_error, millis};
 use crate::store::{SaveOutcome, StoreError};
 
@@ -67,19 +67,15 @@ impl SqliteStore {
         deadline: Deadline,
         now: i64,
     ) -> Result<Option<SaveOutcome>, StoreError> {
-        if changes.expected().len() > 0 || changes.len() != 1 {
-            return Ok(None);
-        }
-        let Some(SlotChange::Fields {
+        let Some(sql::FieldUpdate {
             slot,
             version,
             format,
             fields,
-        }) = changes.iter().next()
+        }) = sql::field_update(changes)
         else {
             return Ok(None);
         };
-        let fields = sql::distinct_fields(fields.iter().map(|(name, bytes)| (&**name, bytes)));
         let Some(statement) = fields
             .len()
             .checked_sub(1)
@@ -90,8 +86,8 @@ impl SqliteStore {
         // Statement by statement, each one's `?` in order.
         let mut query = sqlx::query(statement)
             .bind(key)
-            .bind(&**slot)
-            .bind(i64::from(*version))
+            .bind(slot)
+            .bind(i64::from(version))
             .bind(i64::from(format.tag()))
             .bind(key)
             .bind(now)
@@ -99,7 +95,7 @@ impl SqliteStore {
             .bind(millis(deadline.expires_at))
             .bind(key);
         for (name, bytes) in &fields {
-            query = query.bind(key).bind(&**slot).bind(*name).bind(*bytes);
+            query = query.bind(key).bind(slot).bind(*name).bind(*bytes);
         }
         let _turn = self.writer.lock().await;
         let conn = self.pool.acquire().await.map_err(db_error)?;
