@@ -24,7 +24,7 @@ const MAX_SHAPES: usize = 1024;
 pub(super) enum Held {
     /// The record, shared with every request that loads it: a load copies and decodes nothing.
     Record(Record),
-    /// The record packed: a third of the memory of [`Held::Record`], for a little work per load
+    /// The record packed: about half the memory of [`Held::Record`], for a little work per load
     /// and a repack per save.
     Packed(Packed),
 }
