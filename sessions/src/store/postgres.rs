@@ -487,9 +487,10 @@ impl SessionStore for PostgresStore {
         deadline: Deadline,
     ) -> Result<SaveOutcome, StoreError> {
         let now = millis(self.clock.now());
-        if let Some(outcome) = self
-            .save_in_one_statement(key.as_str(), changes, deadline, now)
-            .await?
+        if let Some(update) = sql::field_update(changes)
+            && let Some(outcome) = self
+                .save_in_one_statement(key.as_str(), update, deadline, now)
+                .await?
         {
             return Ok(outcome);
         }

@@ -92,12 +92,15 @@ impl Shape {
         Shape {
             slots: record
                 .slots()
-                .map(|slot| SlotShape {
-                    name: slot.name_and_type_tag().0.clone(),
-                    type_tag: slot.name_and_type_tag().1.clone(),
-                    version: slot.version(),
-                    format_tag: slot.format_tag(),
-                    fields: slot.field_names().cloned().collect(),
+                .map(|slot| {
+                    let (name, type_tag) = slot.name_and_type_tag();
+                    SlotShape {
+                        name: name.clone(),
+                        type_tag: type_tag.clone(),
+                        version: slot.version(),
+                        format_tag: slot.format_tag(),
+                        fields: slot.field_names().cloned().collect(),
+                    }
                 })
                 .collect(),
         }

@@ -15,8 +15,7 @@ use sqlx::Row;
 
 use super::PostgresStore;
 use crate::expiry::Deadline;
-use crate::record::Changeset;
-use crate::store::sql::{self, Commit, Tables, db_error, millis};
+use crate::store::sql::{self, Commit, FieldUpdate, Tables, db_error, millis};
 use crate::store::{SaveOutcome, StoreError};
 
 /// The statement. Parameters: $1 key, $2 `created_at`, $3 `expires_at`, $4 now, $5 slot,
@@ -54,25 +53,21 @@ pub(super) fn statement(tables: &Tables) -> String {
 }
 
 impl PostgresStore {
-    /// Saves `changes` with the one statement when they are one slot's field update without
-    /// expected revisions. `None`: it does not apply, or the slot did not match; the general
-    /// save runs.
+    /// Saves `update` with the one statement. `None`: the slot did not match (rolled back); the
+    /// general save runs.
     pub(super) async fn save_in_one_statement(
         &self,
         key: &str,
-        changes: &Changeset,
+        update: FieldUpdate<'_>,
         deadline: Deadline,
         now: i64,
     ) -> Result<Option<SaveOutcome>, StoreError> {
-        let Some(sql::FieldUpdate {
+        let FieldUpdate {
             slot,
             version,
             format,
             fields,
-        }) = sql::field_update(changes)
-        else {
-            return Ok(None);
-        };
+        } = update;
         let (names, bytes): (Vec<&str>, Vec<&[u8]>) = fields.into_iter().unzip();
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let answer = sqlx::query(&self.sql.one_statement_save)

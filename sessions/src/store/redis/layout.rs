@@ -108,7 +108,8 @@ pub(super) fn parse_header(value: &str) -> Option<(u32, u8, &str)> {
     Some((version.parse().ok()?, format.parse().ok()?, type_tag))
 }
 
-fn is_decimal(text: &str) -> bool {
+/// Whether `text` is a non-empty run of ASCII digits.
+pub(super) fn is_decimal(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::layout::{CREATED, EXPIRES, Entries, SLOTS, parse_header, split};
+use super::layout::{CREATED, EXPIRES, Entries, SLOTS, is_decimal, parse_header, split};
 use crate::error::RecordError;
 use crate::expiry::Deadline;
 use crate::record::{Name, Record, Slot};
@@ -42,11 +42,9 @@ fn entry(name: &[u8]) -> Entry<'_> {
 /// `<slot length>:<slot>:<field>`.
 fn field_entry(rest: &[u8]) -> Option<Entry<'_>> {
     let colon = rest.iter().position(|&b| b == b':')?;
-    let (length, rest) = (&rest[..colon], &rest[colon + 1..]);
-    if length.is_empty() || !length.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let length: usize = std::str::from_utf8(length).ok()?.parse().ok()?;
+    let length = std::str::from_utf8(&rest[..colon]).ok()?;
+    let rest = &rest[colon + 1..];
+    let length: usize = is_decimal(length).then(|| length.parse().ok())??;
     let slot = rest.get(..length)?;
     let field = rest.get(length..)?.strip_prefix(b":")?;
     Some(Entry::Field { slot, field })
@@ -141,7 +139,7 @@ pub(super) fn parse(entries: Entries) -> Result<Stored, RecordError> {
             None => 1,
             Some(i) => std::str::from_utf8(&values[i])
                 .ok()
-                .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|text| is_decimal(text))
                 .and_then(|text| text.parse().ok())
                 .ok_or_else(|| malformed_slot(name, "the revision is not a number"))?,
         };

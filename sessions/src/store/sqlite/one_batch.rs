@@ -21,8 +21,7 @@ use sqlx::{Executor, Row, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::expiry::Deadline;
-use crate::record::Changeset;
-use crate::store::sql::{self, Tables, db_error, millis};
+use crate::store::sql::{FieldUpdate, Tables, db_error, millis};
 use crate::store::{SaveOutcome, StoreError};
 
 /// Up to how many fields one batch writes (one statement text is kept for each count).
@@ -58,24 +57,21 @@ pub(super) fn statement(tables: &Tables, fields: usize) -> String {
 }
 
 impl SqliteStore {
-    /// Saves `changes` in one batch when they are one slot's field update without expected
-    /// revisions. `None`: the batch does not apply, or wrote nothing; the general save runs.
+    /// Saves `update` in one batch. `None`: it has more fields than a batch takes, or the batch
+    /// wrote nothing; the general save runs.
     pub(super) async fn save_in_one_batch(
         &self,
         key: &str,
-        changes: &Changeset,
+        update: FieldUpdate<'_>,
         deadline: Deadline,
         now: i64,
     ) -> Result<Option<SaveOutcome>, StoreError> {
-        let Some(sql::FieldUpdate {
+        let FieldUpdate {
             slot,
             version,
             format,
             fields,
-        }) = sql::field_update(changes)
-        else {
-            return Ok(None);
-        };
+        } = update;
         let Some(statement) = fields
             .len()
             .checked_sub(1)
