@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The cart shop's browser test: headless Chromium through chromedriver. Installs Debian's
-# chromium and chromium-driver when missing, then runs the test with SESSIONS_E2E_REQUIRED=1,
-# so a missing browser fails the run instead of skipping the test.
+# The cart shop's browser test: headless Chromium through chromedriver, against the `cart`
+# binary on axum and then on actix-web (the shop, a restart, login, logout and its flash, and
+# "Your sessions" with two browsers). Installs Debian's chromium and chromium-driver when
+# missing, then runs the test with SESSIONS_E2E_REQUIRED=1, so a missing browser fails the run
+# instead of skipping the test. Screenshots: target/tmp/e2e-{cart,sessions}-{axum,actix}.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -20,4 +20,4 @@ chmod +x "$server"
 for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$port" info server | grep -E "valkey_version|server_name"
 
-SESSIONS_TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p sessions-tests --all-features --test store_redis --test store_redis_revisions
+SESSIONS_TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p sessions-tests --all-features --test store_redis --test store_redis_cache --test store_redis_upgrade

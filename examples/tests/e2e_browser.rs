@@ -1,8 +1,12 @@
-//! The cart shop in a real browser: headless Chromium driven through WebDriver (chromedriver).
+//! The cart shop in a real browser: headless Chromium driven through WebDriver (chromedriver),
+//! against the `cart` binary on axum and then on actix-web (`--framework actix`).
 //!
 //! Open the page, add items, reload, restart the server process, find the cart still there,
 //! apply a coupon, remove an item, log in (the session cookie changes, the old id is dead),
-//! log out (the cart is gone). A screenshot is written to `target/tmp/e2e-cart.png`.
+//! log out (the cart is gone, "You are logged out" shows once). Then "Your sessions" with a
+//! second browser (a second WebDriver session, its own profile): both log in as the same user,
+//! both are listed, one signs the other out and the other finds itself signed out; again with
+//! "Sign out all other devices". Screenshots go to `target/tmp/e2e-{cart,sessions}-*.png`.
 //!
 //! Without `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`)
 //! the test says `skipped: …` and passes, unless `SESSIONS_E2E_REQUIRED=1` (as `.ci/e2e.sh`
@@ -206,8 +210,93 @@ async fn session_cookie(client: &Client) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// The number of sessions "Your sessions" lists, once it is `expected`.
+async fn expect_sessions(client: &Client, expected: usize, step: &str) {
+    let started = Instant::now();
+    loop {
+        let rows = client
+            .find_all(Locator::Css("tr.owned-session"))
+            .await
+            .expect("find listed sessions")
+            .len();
+        if rows == expected {
+            return;
+        }
+        if started.elapsed() > PATIENCE {
+            let source = client.source().await.unwrap_or_default();
+            panic!("{step}: {rows} sessions listed, not {expected}; the page:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the page's notice (the flash message) contains `expected`.
+async fn expect_notice(client: &Client, expected: &str, step: &str) {
+    let started = Instant::now();
+    loop {
+        let shown = match client.find(Locator::Id("notice")).await {
+            Ok(notice) => notice.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains(expected) {
+            return;
+        }
+        if started.elapsed() > PATIENCE {
+            panic!("{step}: the notice says {shown:?}, not {expected:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Logs in as `user` through the header's form.
+async fn log_in(client: &Client, user: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Id("login-user"))
+        .await
+        .expect("the login field")
+        .send_keys(user)
+        .await
+        .expect("type a name");
+    click(client, "login").await;
+    assert_eq!(text_of(client, "user").await, user);
+}
+
+/// Whether the page shows the login form (nobody signed in), once loaded.
+async fn signed_out(client: &Client) -> bool {
+    text_of(client, "cart").await;
+    client.find(Locator::Id("login-user")).await.is_ok()
+        && client.find(Locator::Id("user")).await.is_err()
+}
+
+/// Writes a screenshot of what `client` shows to `target/tmp/{name}.png`.
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("take a screenshot");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+    std::fs::write(&shot, png).expect("write the screenshot");
+    println!("screenshot: {}", shot.display());
+}
+
+/// What a test needs to open browsers: the chromium binary, the driver, a directory for
+/// profiles.
+struct Browsers<'a> {
+    chromium: &'a Path,
+    driver: &'a Driver,
+    dir: &'a Path,
+}
+
+impl Browsers<'_> {
+    /// A new browser with a profile of its own (no cookies shared with any other).
+    async fn open(&self, name: &str) -> Client {
+        let profile = self.dir.join(format!("profile-{name}"));
+        std::fs::create_dir_all(&profile).expect("create the browser profile dir");
+        browser(self.driver, self.chromium, &profile).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cart_in_a_real_browser_survives_restart_login_and_logout() {
+async fn cart_and_your_sessions_in_a_real_browser_on_both_frameworks() {
     let chromium = find_executable(
         "CHROMIUM",
         &[
@@ -229,12 +318,38 @@ async fn cart_in_a_real_browser_survives_restart_login_and_logout() {
     };
 
     let dir = TempDir::new("e2e");
-    let profile = dir.path().join("profile");
-    std::fs::create_dir_all(&profile).expect("create the browser profile dir");
-    let server_log = dir.path().join("server.log");
-    let mut server = CartServer::start(&dir.path().join("sessions.db"), &server_log);
     let driver = Driver::start(&chromedriver, &dir.path().join("chromedriver.log"));
-    let client = browser(&driver, &chromium, &profile).await;
+    for framework in ["axum", "actix"] {
+        println!("==> {framework}");
+        let here = dir.path().join(framework);
+        std::fs::create_dir_all(&here).expect("create a directory per framework");
+        let browsers = Browsers {
+            chromium: &chromium,
+            driver: &driver,
+            dir: &here,
+        };
+        let mut server = CartServer::start(
+            framework,
+            &here.join("sessions.db"),
+            &here.join("server.log"),
+        );
+        shop_survives_restart_login_and_logout(&browsers, &mut server, framework).await;
+        your_sessions_signs_the_other_browser_out(&browsers, &server, framework).await;
+        let log = server.log_text();
+        assert!(
+            !log.contains("ERROR"),
+            "{framework}: the server logged errors:\n{log}"
+        );
+    }
+    drop(driver);
+}
+
+async fn shop_survives_restart_login_and_logout(
+    browsers: &Browsers<'_>,
+    server: &mut CartServer,
+    framework: &str,
+) {
+    let client = browsers.open("shop").await;
     let url = format!("{}/", server.url());
 
     // A first visit: the catalogue, an empty cart, and no session yet (nothing changed).
@@ -244,6 +359,12 @@ async fn cart_in_a_real_browser_survives_restart_login_and_logout() {
         "Cart shop: typed sessions"
     );
     text_of(&client, "cart-empty").await;
+    let serving = if framework == "actix" {
+        "actix-web"
+    } else {
+        "axum"
+    };
+    assert_eq!(text_of(&client, "framework").await, serving);
     assert_eq!(
         session_cookie(&client).await,
         None,
@@ -300,15 +421,7 @@ async fn cart_in_a_real_browser_survives_restart_login_and_logout() {
     assert_eq!(text_of(&client, "total").await, "5.76"); // 6.40 less 10%
 
     // Log in: the session gets a new id (cycle_id), the cart comes along.
-    client
-        .find(Locator::Id("login-user"))
-        .await
-        .expect("the login field")
-        .send_keys("ada")
-        .await
-        .expect("type a name");
-    click(&client, "login").await;
-    assert_eq!(text_of(&client, "user").await, "ada");
+    log_in(&client, "ada").await;
     expect_cart(&client, &[("apple", 2)], "after logging in").await;
     let second_id = session_cookie(&client)
         .await
@@ -322,30 +435,105 @@ async fn cart_in_a_real_browser_survives_restart_login_and_logout() {
     );
 
     // A picture of the page as a person sees it, for a look by eye.
-    let png = client.screenshot().await.expect("take a screenshot");
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-cart.png");
-    std::fs::write(&shot, png).expect("write the screenshot");
-    println!("screenshot: {}", shot.display());
+    screenshot(&client, &format!("e2e-cart-{framework}")).await;
 
-    // Log out: the session is destroyed, the cookie cleared, the cart gone, for good.
+    // Log out: the session is destroyed and the cart gone, for good; the flash that says so
+    // came in a new session the logout's response set, and shows once.
     click(&client, "logout").await;
+    expect_notice(&client, "You are logged out", "after logging out").await;
     text_of(&client, "cart-empty").await;
-    assert_eq!(
-        session_cookie(&client).await,
-        None,
-        "logout clears the cookie"
+    assert!(signed_out(&client).await);
+    assert_ne!(
+        session_cookie(&client).await.as_deref(),
+        Some(second_id.as_str()),
+        "logout replaces the cookie"
     );
     client.refresh().await.expect("reload after logout");
     expect_cart(&client, &[], "after logging out and reloading").await;
+    assert!(
+        client.find(Locator::Id("notice")).await.is_err(),
+        "the flash shows once"
+    );
     let after = http(server.port(), "GET", "/api/cart", Some(&second_id), None).json();
     assert_eq!(
         after["lines"],
         json!([]),
         "the destroyed session is gone from the store"
     );
-
     client.close().await.expect("end the browser session");
-    drop(driver);
-    let log = server.log_text();
-    assert!(!log.contains("ERROR"), "the server logged errors:\n{log}");
+}
+
+async fn your_sessions_signs_the_other_browser_out(
+    browsers: &Browsers<'_>,
+    server: &CartServer,
+    framework: &str,
+) {
+    let url = format!("{}/", server.url());
+    let laptop = browsers.open("laptop").await;
+    let phone = browsers.open("phone").await;
+    for client in [&laptop, &phone] {
+        client.goto(&url).await.expect("open the shop");
+        log_in(client, "grace").await;
+    }
+
+    // Both browsers are listed on the laptop's "Your sessions", the laptop marked as this one.
+    click(&laptop, "your-sessions").await;
+    expect_sessions(&laptop, 2, "two browsers signed in").await;
+    let current = laptop
+        .find(Locator::Css("tr.owned-session.current"))
+        .await
+        .expect("this browser is marked")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(current.contains("(this browser)"), "{current}");
+    assert!(
+        current.contains("Chrome"),
+        "the captured user agent: {current}"
+    );
+    screenshot(&laptop, &format!("e2e-sessions-{framework}")).await;
+
+    // Sign the phone out from the laptop; the phone's next page view is signed out.
+    laptop
+        .find(Locator::Css("tr.owned-session:not(.current) button.revoke"))
+        .await
+        .expect("a sign-out button for the other session")
+        .click()
+        .await
+        .expect("click sign out");
+    expect_notice(
+        &laptop,
+        "Signed out that session.",
+        "after signing the phone out",
+    )
+    .await;
+    expect_sessions(&laptop, 1, "after signing the phone out").await;
+    phone.refresh().await.expect("reload the phone");
+    assert!(signed_out(&phone).await, "the phone is signed out");
+    laptop.goto(&url).await.expect("back to the shop");
+    assert_eq!(text_of(&laptop, "user").await, "grace", "the laptop stays");
+
+    // The phone signs in again; "Sign out all other devices" on the laptop ends it again.
+    log_in(&phone, "grace").await;
+    click(&laptop, "your-sessions").await;
+    expect_sessions(&laptop, 2, "the phone signed in again").await;
+    click(&laptop, "revoke-others").await;
+    expect_notice(
+        &laptop,
+        "Signed out 1 other session.",
+        "after signing out all others",
+    )
+    .await;
+    expect_sessions(&laptop, 1, "after signing out all other devices").await;
+    phone.refresh().await.expect("reload the phone");
+    assert!(signed_out(&phone).await, "the phone is signed out again");
+
+    laptop
+        .close()
+        .await
+        .expect("end the laptop's browser session");
+    phone
+        .close()
+        .await
+        .expect("end the phone's browser session");
 }

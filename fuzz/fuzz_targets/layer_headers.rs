@@ -17,7 +17,9 @@ use std::time::Duration;
 use axum::Router;
 use http::{HeaderName, Method, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
-use sessions::{Deadline, Format, ManualClock, MemoryStore, Record, SessionId, SessionStore, Slot};
+use sessions::{Format, MemoryStore, SessionId, SessionStore};
+use sessions::store::{Deadline, Record, Slot};
+use sessions::clock::ManualClock;
 use sessions_fuzz::app::{ID_HEADER, STORE_ROUTES, fixed_now, request, runtime, send, store_app};
 
 /// Ids the harness keeps stored: two carts, and one with a cart slot from a future version.

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sessions::{Format, Record};
+use sessions::Format;
+use sessions::store::Record;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(record) = Record::from_bytes(data) else {

@@ -10,7 +10,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sessions::{Format, Record, Registry, SlotChange, migrate_slot};
+use sessions::Format;
+use sessions::store::{Record, Registry, SlotChange};
+use sessions::migrate::migrate_slot;
 use sessions_fuzz::account::{Account, TypedInput, encode_whole};
 
 fn registry() -> &'static Registry {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sessions::{Format, Name, Record, Session, Slot};
+use sessions::{Format, Session};
+use sessions::store::{Name, Record, Slot};
 
 /// A role: an enum of every shape serde has (unit, struct, newtype variant).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Arbitrary)]

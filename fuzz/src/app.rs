@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use sessions::prelude::*;
-use sessions::{CookieConfig, Expiry, Key, ManualClock};
+use sessions::{CookieConfig, Expiry, Key};
+use sessions::clock::ManualClock;
 use tower::ServiceExt;
 
 /// A secret kept in the session; the sealed-cookie target seals a distinct one in every token.

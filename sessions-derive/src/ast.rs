@@ -18,6 +18,7 @@ pub(crate) struct Input<'a> {
 /// One field.
 pub(crate) struct Field<'a> {
     pub(crate) ident: &'a Ident,
+    pub(crate) vis: &'a syn::Visibility,
     pub(crate) ty: &'a syn::Type,
     pub(crate) attrs: attr::Field,
 }
@@ -96,6 +97,7 @@ impl<'a> Input<'a> {
             .filter_map(|field| {
                 Some(Field {
                     ident: field.ident.as_ref()?,
+                    vis: &field.vis,
                     ty: &field.ty,
                     attrs: attr::field(cx, &field.attrs),
                 })
@@ -110,12 +112,17 @@ impl<'a> Input<'a> {
         })
     }
 
-    /// The stored type name: `name = ".."`, or the struct's name in `snake_case`.
+    /// The stored type name, `name = ".."` (required: `check` reports a missing one).
     pub(crate) fn type_name(&self) -> String {
-        match &self.attrs.name {
-            Some(name) => name.value.clone(),
-            None => snake_case(&self.ident.unraw().to_string()),
-        }
+        self.attrs
+            .name
+            .as_ref()
+            .map_or_else(String::new, |name| name.value.clone())
+    }
+
+    /// The name to suggest where `name` is missing or unusable: the struct's in `snake_case`.
+    pub(crate) fn suggested_name(&self) -> String {
+        snake_case(&self.ident.unraw().to_string())
     }
 
     pub(crate) fn version(&self) -> u32 {

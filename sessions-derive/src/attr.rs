@@ -6,7 +6,8 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    CONTAINER_KEYS, CRATE, DEFAULT, FIELD_KEYS, MIGRATE_FROM, NAME, RENAME, SESSION, SKIP, VERSION,
+    CONTAINER_KEYS, CRATE, DEFAULT, FIELD_KEYS, MIGRATE_FROM, NAME, OWNER, RENAME, SESSION, SKIP,
+    VERSION,
 };
 
 /// A value given in an attribute, with the span of its key for error messages.
@@ -30,6 +31,7 @@ pub(crate) struct Field {
     pub(crate) rename: Option<Spanned<String>>,
     pub(crate) default: Option<Span>,
     pub(crate) skip: Option<Span>,
+    pub(crate) owner: Option<Span>,
 }
 
 fn set<T>(cx: &Ctxt, meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T, key: &str) {
@@ -102,7 +104,7 @@ fn container_key(cx: &Ctxt, out: &mut Container, meta: &ParseNestedMeta<'_>) -> 
     } else {
         let key = key_name(&meta.path);
         let message = match key.as_str() {
-            RENAME | DEFAULT | SKIP => {
+            RENAME | DEFAULT | SKIP | OWNER => {
                 let value = if key == RENAME { " = \"..\"" } else { "" };
                 format!(
                     "`{key}` goes on a field, not on the struct: put `#[session({key}{value})]` above the field; the struct takes {CONTAINER_KEYS}"
@@ -159,6 +161,9 @@ fn field_key(cx: &Ctxt, out: &mut Field, meta: &ParseNestedMeta<'_>) -> syn::Res
     } else if meta.path.is_ident(SKIP) {
         no_value(meta, SKIP)?;
         set(cx, meta, &mut out.skip, meta.path.span_of(), SKIP);
+    } else if meta.path.is_ident(OWNER) {
+        no_value(meta, OWNER)?;
+        set(cx, meta, &mut out.owner, meta.path.span_of(), OWNER);
     } else {
         let key = key_name(&meta.path);
         let message = match key.as_str() {

@@ -8,6 +8,7 @@ use crate::ast::Input;
 use crate::ctxt::Ctxt;
 
 /// Methods `Typed<T>` has itself: an accessor with one of these names would be shadowed.
+/// `ui-tests/tests/typed_methods.rs` keeps this list equal to `Typed`'s real methods.
 const TYPED_METHODS: &[&str] = &[
     "value",
     "into_inner",
@@ -45,14 +46,21 @@ fn check_generics(cx: &Ctxt, input: &Input<'_>) {
 
 fn check_name(cx: &Ctxt, input: &Input<'_>) {
     let Some(name) = &input.attrs.name else {
+        cx.error_spanned_by(
+            input.ident,
+            format!(
+                "a session type needs its stored name: add #[session(name = \"{}\")]. The name ties stored sessions to this type, so renaming the struct later does not move its data; keep it when you rename",
+                input.suggested_name()
+            ),
+        );
         return;
     };
     let value = &name.value;
     let error = |message: String| cx.syn_error(syn::Error::new(name.span, message));
     if value.is_empty() {
         error(format!(
-            "`name` cannot be empty: remove `name` to store the type as `{0}`, or write e.g. `name = \"{0}\"`",
-            crate::ast::snake_case(&syn::ext::IdentExt::unraw(input.ident).to_string())
+            "`name` cannot be empty: write e.g. `name = \"{}\"`",
+            input.suggested_name()
         ));
     } else if value.starts_with("__") {
         error(format!(
@@ -115,6 +123,7 @@ fn check_version(cx: &Ctxt, input: &Input<'_>) {
 }
 
 fn check_fields(cx: &Ctxt, input: &Input<'_>) {
+    let mut owner: Option<&syn::Ident> = None;
     let mut stored: HashMap<String, &syn::Ident> = HashMap::new();
     let mut accessors: HashMap<String, &syn::Ident> = HashMap::new();
     for field in &input.fields {
@@ -124,6 +133,23 @@ fn check_fields(cx: &Ctxt, input: &Input<'_>) {
                 default,
                 "`skip` already gives the field its `Default` on load: remove `default`",
             ));
+        }
+        if let Some(span) = attrs.owner {
+            if attrs.skip.is_some() {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    "a `skip` field is never stored, so it cannot say whose session it is: remove `skip`, or put `owner` on a stored field",
+                ));
+            }
+            match owner {
+                Some(first) => cx.syn_error(syn::Error::new(
+                    span,
+                    format!(
+                        "field `{first}` is the owner already; a session has one owner: remove `owner` from one of them"
+                    ),
+                )),
+                None => owner = Some(field.ident),
+            }
         }
         if let (Some(_), Some(rename)) = (attrs.skip, &attrs.rename) {
             cx.syn_error(syn::Error::new(

@@ -250,6 +250,23 @@ fn expand(input: &Input<'_>) -> TokenStream {
     };
 
     let accessors = accessors(input, &private, &stored, &cells_ty, &decoders);
+    let owner = input
+        .fields
+        .iter()
+        .find(|field| field.attrs.owner.is_some() && field.is_stored())
+        .map(|field| {
+            let member = field.ident;
+            let span = field.ty.span();
+            // `::<..>` on the field's type: a type that cannot be an owner is reported there.
+            let ty = outside(field.ty);
+            let render = quote_spanned! {span=> #private::render_owner::<#ty>(&self.#member) };
+            quote! {
+                const HAS_OWNER: ::core::primitive::bool = true;
+                fn owner(&self) -> ::core::option::Option<::std::string::String> {
+                    #render
+                }
+            }
+        });
     let Migration {
         previous,
         from_previous,
@@ -308,6 +325,8 @@ fn expand(input: &Input<'_>) -> TokenStream {
 
             #lazy_hooks
 
+            #owner
+
             fn from_previous(previous: #previous) -> Self {
                 #from_previous
             }
@@ -349,7 +368,6 @@ fn accessors(
     cells_ty: &TokenStream,
     decoders: &[Ident],
 ) -> Vec<TokenStream> {
-    let vis = input.vis;
     let ident = input.ident;
     let (_, ty_generics, _) = input.generics.split_for_impl();
     let this = quote!(#ident #ty_generics);
@@ -357,6 +375,8 @@ fn accessors(
         .fields
         .iter()
         .map(|field| {
+            // The accessors are as visible as the field: a private field has private accessors.
+            let vis = field.vis;
             let member = field.ident;
             // The accessors live on the accessor type, where `Self` is not the struct.
             let field_ty = field.ty;
@@ -633,6 +653,7 @@ mod tests {
             },
             parse_quote! {
                 #[derive(Session)]
+                #[session(name = "pair")]
                 #[session(#attr version = 3, migrate_from = PairV2<A, B>)]
                 pub struct Pair<A: Clone, B> where B: Default {
                     a: A,
@@ -643,6 +664,7 @@ mod tests {
             // Has errors: the stand-in impl must use the custom path too.
             parse_quote! {
                 #[derive(Session)]
+                #[session(name = "broken")]
                 #[session(#attr version = 0)]
                 struct Broken { value: u8 }
             },

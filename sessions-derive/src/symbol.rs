@@ -10,7 +10,8 @@ pub(crate) const CRATE: &str = "crate";
 pub(crate) const RENAME: &str = "rename";
 pub(crate) const DEFAULT: &str = "default";
 pub(crate) const SKIP: &str = "skip";
+pub(crate) const OWNER: &str = "owner";
 
 pub(crate) const CONTAINER_KEYS: &str =
     "`name = \"..\"`, `version = N`, `migrate_from = Type`, `crate = path`";
-pub(crate) const FIELD_KEYS: &str = "`rename = \"..\"`, `default`, `skip`";
+pub(crate) const FIELD_KEYS: &str = "`rename = \"..\"`, `default`, `skip`, `owner`";

@@ -17,8 +17,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sessions::Format;
 use sessions::prelude::*;
-use sessions::{Changeset, Format, Record, Registry};
+use sessions::store::{Changeset, Record, Registry};
 
 #[derive(Serialize, Deserialize, Clone)]
 struct Item {
@@ -28,6 +29,7 @@ struct Item {
 }
 
 #[derive(Session, Default)]
+#[session(name = "cart")]
 struct Cart {
     user_id: Option<u64>,
     items: Vec<Item>,
@@ -161,7 +163,7 @@ fn encode_delta(c: &mut Criterion) {
             .expect("a stored cart");
         *loaded.visits_mut() += 1;
         let change = loaded.changes(format).expect("encode").expect("dirty");
-        let sessions::SlotChange::Fields { fields, .. } = &change else {
+        let sessions::store::SlotChange::Fields { fields, .. } = &change else {
             panic!("a stored cart writes only its changed fields");
         };
         assert_eq!(fields.len(), 1, "only `visits` is encoded");

@@ -53,21 +53,24 @@ fn main() {
         }),
         sessions: if bench { SESSIONS } else { 20 },
         cpu: Cpu::Thread,
+        targets: Some(["1/10 = 0.100", "1/15 = 0.067"]),
     };
     let filters = filters();
     let wanted = |pair: &str| filters.is_empty() || filters.iter().any(|f| pair.contains(f));
 
     let rt = runtime();
     let mut variants = Vec::new();
+    let mut floor = None;
     let mut add = |pair, name, ours, app| {
         if wanted(pair) {
             let mut client = rt.block_on(Client::new(app, settings.sessions));
             rt.block_on(client.check());
+            floor.get_or_insert_with(|| Client::floor(&client));
             variants.push(Variant {
                 pair,
                 name,
                 ours,
-                client,
+                client: Box::new(client),
             });
         }
     };
@@ -102,10 +105,9 @@ fn main() {
         false,
         tower_private_memory(),
     );
-    let Some(first) = variants.first() else {
+    let Some(floor) = floor else {
         eprintln!("no pair matches {filters:?}: the pairs are `memory` and `cookie`");
         return;
     };
-    let floor = Client::floor(&first.client);
-    run(&rt, variants, floor, settings).report();
+    run(&rt, variants, Box::new(floor), settings).report();
 }

@@ -1,12 +1,14 @@
 //! Axum extractors: `Typed<T>`, `Option<Typed<T>>` and [`SessionHandle`] (feature `axum`).
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::handle::{SessionHandle, SessionRejection};
 use crate::schema::Session;
-use crate::typed::Typed;
+use crate::session::{Rejected, SessionHandle, SessionRejection};
+use crate::typed::{NewSlot, Typed};
 
 fn handle<T>(parts: &Parts) -> Result<SessionHandle, SessionRejection> {
     parts
@@ -19,11 +21,11 @@ fn handle<T>(parts: &Parts) -> Result<SessionHandle, SessionRejection> {
 }
 
 /// `Typed<T>` in a handler: the stored slot, or `T::default()` for a new one (written once changed).
-impl<S: Send + Sync, T: Session + Default> FromRequestParts<S> for Typed<T> {
+impl<S: Send + Sync, T: Session + NewSlot> FromRequestParts<S> for Typed<T> {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, SessionRejection> {
-        handle::<Typed<T>>(parts)?.get_or_default::<T>().await
+        handle::<Typed<T>>(parts)?.get_or_new::<T>().await
     }
 }
 
@@ -48,9 +50,13 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
     }
 }
 
+/// The rejection's response: [`SessionRejection::to_response`], or what the layer's
+/// [`on_rejection`](crate::SessionLayer::on_rejection) hook makes of it. The details go to the log.
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         tracing::error!(target: "sessions", error = %self, "session extractor rejected the request");
-        (self.status(), self.client_message()).into_response()
+        let mut response = self.to_response().map(axum::body::Body::from);
+        response.extensions_mut().insert(Rejected(Arc::new(self)));
+        response
     }
 }

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 
 /// The `__Host-` prefix: browsers accept such a cookie only with `Secure`, `Path=/` and no
 /// `Domain`, so no subdomain and no plain-HTTP page can set or shadow it.
@@ -33,7 +32,8 @@ pub enum SameSite {
 /// A cookie configuration browsers would mishandle, found by [`CookieConfig::validate`].
 ///
 /// ```
-/// use sessions::{CookieConfig, CookieConfigError, SameSite};
+/// use sessions::{CookieConfig, SameSite};
+/// use sessions::error::CookieConfigError;
 /// let err = CookieConfig::new().secure(false).same_site(SameSite::None).validate().unwrap_err();
 /// assert!(matches!(err, CookieConfigError::SameSiteNoneInsecure));
 /// ```
@@ -234,7 +234,8 @@ impl CookieConfig {
     /// The session layer calls this when it is built.
     ///
     /// ```
-    /// use sessions::{CookieConfig, CookieConfigError};
+    /// use sessions::CookieConfig;
+    /// use sessions::error::CookieConfigError;
     /// assert!(CookieConfig::new().validate().is_ok());
     /// assert!(matches!(
     ///     CookieConfig::new().name("my session").validate(),
@@ -358,12 +359,10 @@ impl CookieConfig {
     /// non-empty match wins (browsers send the cookie with the most specific path first).
     /// Malformed pairs, non-UTF-8 headers and empty values are skipped; a value in double
     /// quotes is returned without them.
-    pub(crate) fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    pub(crate) fn find<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> Option<&'a str> {
         // A plain scan: this runs on every request, and needs no allocation.
         headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
+            .filter_map(|header| std::str::from_utf8(header).ok())
             .flat_map(|header| header.split(';'))
             .filter_map(|pair| pair.split_once('='))
             .filter(|(name, _)| name.trim() == self.full_name)
@@ -452,6 +451,8 @@ fn trim_quotes(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
+    use http::header::COOKIE;
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -464,6 +465,10 @@ mod tests {
             }
         }
         map
+    }
+
+    fn find<'a>(config: &CookieConfig, map: &'a HeaderMap) -> Option<&'a str> {
+        config.find(map.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
     }
 
     fn text(value: &HeaderValue) -> &str {
@@ -625,40 +630,40 @@ mod tests {
     fn find_among_several_cookies() {
         let config = CookieConfig::new();
         let map = headers(&[b"theme=dark; session=abc; lang=en"]);
-        assert_eq!(config.find(&map), Some("abc"));
+        assert_eq!(find(&config, &map), Some("abc"));
         let map = headers(&[b"theme=dark;session=abc"]);
-        assert_eq!(config.find(&map), Some("abc"));
+        assert_eq!(find(&config, &map), Some("abc"));
         let map = headers(&[b"  session = abc  "]);
-        assert_eq!(config.find(&map), Some("abc"));
+        assert_eq!(find(&config, &map), Some("abc"));
         let map = headers(&[b"session=\"abc\""]);
-        assert_eq!(config.find(&map), Some("abc"));
+        assert_eq!(find(&config, &map), Some("abc"));
         // Names are exact: no prefix, suffix or case matches.
         let map = headers(&[b"xsession=1; sessionx=2; Session=3; SESSION=4"]);
-        assert_eq!(config.find(&map), None);
+        assert_eq!(find(&config, &map), None);
         // The first match wins; an empty value is skipped.
         let map = headers(&[b"session=; session=first; session=second"]);
-        assert_eq!(config.find(&map), Some("first"));
+        assert_eq!(find(&config, &map), Some("first"));
         // Values keep everything after the first `=`.
         let map = headers(&[b"session=a=b"]);
-        assert_eq!(config.find(&map), Some("a=b"));
-        assert_eq!(config.find(&HeaderMap::new()), None);
+        assert_eq!(find(&config, &map), Some("a=b"));
+        assert_eq!(find(&config, &HeaderMap::new()), None);
         let host = CookieConfig::new().host_prefix();
         let map = headers(&[b"session=plain; __Host-session=prefixed"]);
-        assert_eq!(host.find(&map), Some("prefixed"));
+        assert_eq!(find(&host, &map), Some("prefixed"));
     }
 
     #[test]
     fn find_across_several_headers() {
         let config = CookieConfig::new().name("sid");
         let map = headers(&[b"a=1", b"b=2; sid=second-header", b"sid=third-header"]);
-        assert_eq!(config.find(&map), Some("second-header"));
+        assert_eq!(find(&config, &map), Some("second-header"));
         // Other headers are not looked at.
         let mut map = headers(&[b"a=1"]);
         map.append(
             http::header::SET_COOKIE,
             HeaderValue::from_static("sid=nope"),
         );
-        assert_eq!(config.find(&map), None);
+        assert_eq!(find(&config, &map), None);
     }
 
     #[test]
@@ -672,14 +677,14 @@ mod tests {
             b"\xff\xfe session=hidden-in-non-utf8",
             b"caf\xc3\xa9=ok; session=after-utf8",
         ]);
-        assert_eq!(config.find(&map), Some("after-utf8"));
+        assert_eq!(find(&config, &map), Some("after-utf8"));
         let map = headers(&[b"\x80session=bad", b"session=\xffvalue"]);
-        assert_eq!(config.find(&map), None);
+        assert_eq!(find(&config, &map), None);
         let map = headers(&[b"session=\xffvalue", b"session=good"]);
-        assert_eq!(config.find(&map), Some("good"));
+        assert_eq!(find(&config, &map), Some("good"));
         // Long garbage is linear work and finds nothing.
         let long = "x;=".repeat(100_000);
         let map = headers(&[long.as_bytes()]);
-        assert_eq!(config.find(&map), None);
+        assert_eq!(find(&config, &map), None);
     }
 }

@@ -3,7 +3,7 @@
 /// Which stored fields of one slot changed, by index into [`Session::FIELDS`](crate::Session::FIELDS).
 ///
 /// ```
-/// use sessions::DirtySet;
+/// use sessions::store::DirtySet;
 /// let mut set = DirtySet::default();
 /// set.insert(3);
 /// set.insert(70);
@@ -22,7 +22,7 @@ impl DirtySet {
     /// Marks the field at `index`.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// set.insert(2);
     /// set.insert(2);
@@ -44,7 +44,7 @@ impl DirtySet {
     /// Marks the fields `0..len`.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// set.insert_all(3);
     /// assert_eq!(set.iter().collect::<Vec<_>>(), [0, 1, 2]);
@@ -59,7 +59,7 @@ impl DirtySet {
     /// Whether the field at `index` is marked.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// set.insert(65);
     /// assert!(set.contains(65));
@@ -78,7 +78,7 @@ impl DirtySet {
     /// Whether no field is marked.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// assert!(set.is_empty());
     /// set.insert(100);
@@ -91,7 +91,7 @@ impl DirtySet {
     /// Unmarks every field.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// set.insert_all(70);
     /// set.clear();
@@ -106,7 +106,7 @@ impl DirtySet {
     /// The marked indices, ascending.
     ///
     /// ```
-    /// use sessions::DirtySet;
+    /// use sessions::store::DirtySet;
     /// let mut set = DirtySet::default();
     /// for index in [70, 5, 64, 0] {
     ///     set.insert(index);

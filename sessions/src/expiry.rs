@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// What time it is. The layer and the stores ask a clock, so tests can move time without sleeping.
 ///
 /// ```
-/// use sessions::{Clock, SystemClock};
+/// use sessions::clock::{Clock, SystemClock};
 /// let now = SystemClock.now();
 /// assert!(now > std::time::UNIX_EPOCH);
 /// ```
@@ -19,7 +19,7 @@ pub trait Clock: Send + Sync + 'static {
 /// The system's wall clock.
 ///
 /// ```
-/// use sessions::{Clock, SystemClock};
+/// use sessions::clock::{Clock, SystemClock};
 /// let _ = SystemClock.now();
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +35,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sessions::{Clock, ManualClock};
+/// use sessions::clock::{Clock, ManualClock};
 /// let clock = ManualClock::new();
 /// let start = clock.now();
 /// clock.advance(Duration::from_secs(90));
@@ -51,7 +51,7 @@ impl ManualClock {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use sessions::{Clock, ManualClock};
+    /// use sessions::clock::{Clock, ManualClock};
     /// let clock = ManualClock::new();
     /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(1_735_689_600));
     /// ```
@@ -63,7 +63,7 @@ impl ManualClock {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use sessions::{Clock, ManualClock};
+    /// use sessions::clock::{Clock, ManualClock};
     /// let clock = ManualClock::at(UNIX_EPOCH + Duration::from_micros(1_500));
     /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_millis(1)); // sub-millisecond part dropped
     /// ```
@@ -81,7 +81,7 @@ impl ManualClock {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use sessions::{Clock, ManualClock};
+    /// use sessions::clock::{Clock, ManualClock};
     /// let clock = ManualClock::new();
     /// let shared = clock.clone();
     /// let start = clock.now();
@@ -110,7 +110,7 @@ impl Clock for ManualClock {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use sessions::Deadline;
+/// use sessions::store::Deadline;
 /// let d = Deadline { created_at: UNIX_EPOCH, expires_at: UNIX_EPOCH + Duration::from_secs(60) };
 /// assert!(d.is_expired(UNIX_EPOCH + Duration::from_secs(60)));
 /// assert!(!d.is_expired(UNIX_EPOCH + Duration::from_secs(59)));
@@ -128,7 +128,7 @@ impl Deadline {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use sessions::Deadline;
+    /// use sessions::store::Deadline;
     /// let end = UNIX_EPOCH + Duration::from_secs(60);
     /// let deadline = Deadline { created_at: UNIX_EPOCH, expires_at: end };
     /// assert!(!deadline.is_expired(end - Duration::from_millis(1)));
@@ -142,7 +142,7 @@ impl Deadline {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use sessions::Deadline;
+    /// use sessions::store::Deadline;
     /// let deadline = Deadline { created_at: UNIX_EPOCH, expires_at: UNIX_EPOCH + Duration::from_secs(60) };
     /// assert_eq!(deadline.remaining(UNIX_EPOCH + Duration::from_secs(20)), Duration::from_secs(40));
     /// assert_eq!(deadline.remaining(UNIX_EPOCH + Duration::from_secs(90)), Duration::ZERO);

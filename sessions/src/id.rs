@@ -50,24 +50,32 @@ impl std::hash::Hash for SessionId {
 /// The OS random source failed.
 ///
 /// ```
-/// use sessions::IdError;
+/// use sessions::error::IdError;
 /// fn takes(_: IdError) {}
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random source failed: {0}")]
 pub struct IdError(getrandom::Error);
 
-/// The value of a base64url character, or `None` for any other byte.
-const fn base64url_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'A'..=b'Z' => Some(byte - b'A'),
-        b'a'..=b'z' => Some(byte - b'a' + 26),
-        b'0'..=b'9' => Some(byte - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
+/// Each byte's base64url value, or `NOT_BASE64URL` (a table: parsing runs on every request).
+const BASE64URL: [u8; 256] = {
+    let mut table = [NOT_BASE64URL; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => NOT_BASE64URL,
+        };
+        byte += 1;
     }
-}
+    table
+};
+const NOT_BASE64URL: u8 = 0xFF;
 
 impl SessionId {
     /// A new random id.
@@ -109,12 +117,14 @@ impl SessionId {
     /// ```
     pub fn parse(text: &str) -> Option<Self> {
         let bytes: [u8; ID_CHARS] = text.as_bytes().try_into().ok()?;
-        let mut last = 0;
-        for &byte in &bytes {
-            last = base64url_value(byte)?;
-        }
+        // OR-ing the values: any invalid byte sets the high bit.
+        let seen = bytes
+            .iter()
+            .fold(0u8, |seen, &byte| seen | BASE64URL[usize::from(byte)]);
+        let last = BASE64URL[usize::from(bytes[ID_CHARS - 1])];
         // 43 characters carry 258 bits; the last character's two low bits must be zero.
-        (last & 0b11 == 0).then(|| Self::from_text(bytes))
+        (seen != NOT_BASE64URL && seen & 0x80 == 0 && last & 0b11 == 0)
+            .then(|| Self::from_text(bytes))
     }
 
     /// The id's text, for the cookie or header that carries it. Never log it.
@@ -159,28 +169,87 @@ impl fmt::Debug for SessionId {
 /// assert_eq!(key.as_str().len(), 64);
 /// assert_eq!(key, id.key());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 pub struct SessionKey {
-    /// The digest as 64 lowercase hex digits (what stores write).
-    hex: [u8; 64],
-    /// The same digest as bytes (what `MemoryStore` keys by); always what `hex` spells.
+    /// The digest (what `MemoryStore` keys by, and what keys compare by).
     digest: [u8; 32],
+    /// The digest as 64 lowercase hex digits (what text-keyed stores write), spelled out the
+    /// first time it is asked for.
+    hex: OnceLock<[u8; 64]>,
+}
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl std::hash::Hash for SessionKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.digest.hash(state);
+    }
+}
+
+impl PartialOrd for SessionKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SessionKey {
+    /// The order of the hex text (the same as the digest's bytes).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.digest.cmp(&other.digest)
+    }
 }
 
 impl SessionKey {
     fn of(id: &SessionId) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest: [u8; 32] = Sha256::digest(id.text).into();
-        let mut hex = [0u8; 64];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0x0f)];
+        Self::from_digest(Sha256::digest(id.text).into())
+    }
+
+    /// The key of these 32 digest bytes.
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// use sessions::store::SessionKey;
+    /// let key = SessionId::generate().unwrap().key();
+    /// assert_eq!(SessionKey::from_digest(*key.as_bytes()), key);
+    /// ```
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self {
+            digest,
+            hex: OnceLock::new(),
         }
-        Self { hex, digest }
+    }
+
+    fn hex(&self) -> &[u8; 64] {
+        self.hex.get_or_init(|| {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut hex = [0u8; 64];
+            for (pair, byte) in hex.chunks_exact_mut(2).zip(self.digest.iter()) {
+                pair[0] = HEX[usize::from(byte >> 4)];
+                pair[1] = HEX[usize::from(byte & 0x0f)];
+            }
+            hex
+        })
     }
 
     /// The digest as bytes.
     pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// The key's 32 digest bytes (what a store may keep instead of the hex text).
+    ///
+    /// ```
+    /// use sessions::SessionId;
+    /// let key = SessionId::generate().unwrap().key();
+    /// assert_eq!(key.as_bytes().len(), 32);
+    /// ```
+    pub fn as_bytes(&self) -> &[u8; 32] {
         &self.digest
     }
 
@@ -194,13 +263,13 @@ impl SessionKey {
     /// assert_eq!(key.to_string(), key.as_str());
     /// ```
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.hex).unwrap_or_default()
+        std::str::from_utf8(self.hex()).unwrap_or_default()
     }
 
     /// A key from its stored text, as a store reads it back (e.g. when scanning).
     ///
     /// ```
-    /// use sessions::SessionKey;
+    /// use sessions::store::SessionKey;
     /// assert!(SessionKey::from_stored("ab".repeat(32)).is_some());
     /// assert!(SessionKey::from_stored("zz").is_none());
     /// ```
@@ -210,7 +279,10 @@ impl SessionKey {
         for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
             *byte = (lowercase_hex_value(pair[0])? << 4) | lowercase_hex_value(pair[1])?;
         }
-        Some(Self { hex, digest })
+        Some(Self {
+            digest,
+            hex: OnceLock::from(hex),
+        })
     }
 }
 

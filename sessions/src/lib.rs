@@ -53,7 +53,7 @@
 //!
 //! | attribute | on | meaning |
 //! |---|---|---|
-//! | `name = "cart"` | struct | the stored type name (`__type__`); default: the struct name in snake_case |
+//! | `name = "cart"` | struct | the stored type name (`__type__`), required: the data belongs to the name, so renaming the struct keeps it |
 //! | `version = 2` | struct | the schema version (`__v__`), 1 or more; default 1 |
 //! | `migrate_from = CartV1` | struct | the previous version's type: same `name`, lower `version`, and `Cart: From<CartV1>` |
 //! | `crate = path` | struct | where `sessions` is, for a renamed dependency |
@@ -106,7 +106,7 @@
 //! ```
 //!
 //! The cookie defaults are `HttpOnly; Secure; SameSite=Lax; Path=/` ([`CookieConfig`]); ids are
-//! 256 bits from the OS CSPRNG and stores see only their SHA-256 ([`SessionId`], [`SessionKey`]).
+//! 256 bits from the OS CSPRNG and stores see only their SHA-256 ([`SessionId`], [`SessionKey`](store::SessionKey)).
 //! Without axum, the [`SessionHandle`] is in each request's extensions.
 //!
 //! # 4. Pick a store
@@ -144,15 +144,17 @@
 //! the matching type of the `migrate_from` chain, walked up the `From` impls (v1 → v2 → v3) and
 //! written back whole in the new version; [`SessionLayer::migration_counts`] counts how many came
 //! from each version, so you know when an old one can go. `migrate_all::<T>()` on the SQL and
-//! Redis stores migrates everything stored at once ([`MigrationReport`]).
+//! Redis stores migrates everything stored at once ([`MigrationReport`](migrate::MigrationReport)).
 //!
-//! A slot *newer* than the code (a deploy rolled back) is [`DecodeError::FutureVersion`]: never a
+//! A slot *newer* than the code (a deploy rolled back) is [`DecodeError::FutureVersion`](error::DecodeError::FutureVersion): never a
 //! panic, and the slot is left untouched for the newer code.
 //!
 //! ```
 //! # use serde::{Deserialize, Serialize};
 //! use sessions::prelude::*;
-//! use sessions::{DecodeError, Format, LoadError, Record, Registry, Slot};
+//! use sessions::Format;
+//! use sessions::error::{DecodeError, LoadError};
+//! use sessions::store::{Record, Registry, Slot};
 //! # #[derive(Serialize, Deserialize, Clone)] pub struct Item { sku: String, qty: u32 }
 //! # #[derive(Session, Default)] #[session(name = "cart", version = 2, migrate_from = CartV1)]
 //! # pub struct Cart { items: Vec<Item>, coupon: Option<String> }
@@ -190,7 +192,7 @@
 //! use std::time::Duration;
 //! use sessions::prelude::*;
 //! use sessions::Expiry;
-//! # #[derive(Session, Default)] struct Cart { items: Vec<String> }
+//! # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { items: Vec<String> }
 //!
 //! let layer = SessionLayer::new(MemoryStore::new())
 //!     .register::<Cart>()
@@ -212,22 +214,27 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 #[cfg(feature = "axum")]
 mod axum;
 mod codec;
 mod cookie;
 mod dirty;
-mod error;
+mod errors;
 mod expiry;
-mod handle;
 mod id;
 mod layer;
 mod record;
 mod registry;
-mod rejection;
 mod schema;
+mod session;
 mod slot_check;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod typed;
 
 #[doc(hidden)]
@@ -236,20 +243,13 @@ pub mod __private {
 }
 mod private;
 
-pub use codec::{CodecError, Format};
-pub use cookie::{CookieConfig, CookieConfigError, SameSite};
-pub use dirty::DirtySet;
-pub use error::{
-    ApplyError, Conflict, DecodeError, EncodeError, LoadError, RecordError, RegistryError,
-};
-pub use expiry::{Clock, Deadline, Expiry, ManualClock, SystemClock};
-pub use handle::SessionHandle;
-pub use id::{IdError, SessionId, SessionKey};
+pub use codec::Format;
+pub use cookie::{CookieConfig, SameSite};
+pub use expiry::Expiry;
+pub use id::SessionId;
 pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
-pub use record::{Changeset, Name, Record, Slot, SlotChange};
-pub use registry::{MigrationCount, MigrationReport, Registry, migrate_slot};
-pub use rejection::SessionRejection;
-pub use schema::{NoPrevious, Session};
+pub use schema::Session;
+pub use session::{OwnedSession, SessionHandle, SessionRejection};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::PostgresStore;
@@ -259,12 +259,55 @@ pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::TableNameError;
-pub use store::{CookieError, CookieStore, Key};
-pub use store::{MemoryStore, SaveOutcome, SessionStore, StoreError, Stored};
-pub use typed::Typed;
+pub use store::{CookieStore, Key, MemoryStore, SessionStore};
+pub use typed::{NewSlot, Typed};
+
+/// Every error of the crate, one enum per concern, and [`Result`](error::Result).
+///
+/// ```
+/// use sessions::error::{Result, StoreError};
+/// fn check(ok: bool) -> Result<()> {
+///     if ok { Ok(()) } else { Err(StoreError::Unsupported("check")) }
+/// }
+/// assert!(check(true).is_ok());
+/// ```
+pub mod error {
+    pub use crate::codec::CodecError;
+    pub use crate::cookie::CookieConfigError;
+    pub use crate::errors::{
+        ApplyError, Conflict, DecodeError, EncodeError, LoadError, RecordError, RegistryError,
+        Result, StoreError,
+    };
+    pub use crate::id::IdError;
+    pub use crate::store::cookie::CookieError;
+}
+
+/// The clocks a layer reads its time from: [`SystemClock`](clock::SystemClock) by default,
+/// [`ManualClock`](clock::ManualClock) in tests that move time by hand.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessions::clock::{Clock, ManualClock};
+/// let clock = ManualClock::new();
+/// let start = clock.now();
+/// clock.advance(Duration::from_secs(60));
+/// assert!(clock.now() > start);
+/// ```
+pub mod clock {
+    pub use crate::expiry::{Clock, ManualClock, SystemClock};
+}
+
+/// Migrations between versions of a session type, and the report of a migration of a store.
+///
+/// ```
+/// use sessions::migrate::MigrationReport;
+/// let report = MigrationReport::default();
+/// assert_eq!(report.total_migrated(), 0);
+/// ```
+pub mod migrate {
+    pub use crate::registry::{MigrationCount, MigrationReport, migrate_slot};
+    pub use crate::schema::NoPrevious;
+}
 
 /// `#[derive(Session)]`: see the [crate docs](crate#the-derive) for its attributes.
 pub use sessions_derive::Session;
@@ -274,6 +317,7 @@ pub use sessions_derive::Session;
 /// ```
 /// use sessions::prelude::*;
 /// #[derive(Session, Default)]
+/// #[session(name = "prefs")]
 /// struct Prefs { dark: bool }
 /// let prefs: Typed<Prefs> = Typed::default();
 /// assert!(!prefs.dark());

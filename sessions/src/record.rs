@@ -1,7 +1,10 @@
 //! The stored form of one session: a [`Record`] of [`Slot`]s, and the [`Changeset`] a save carries.
 
+#[cfg(feature = "bincode")]
+mod binary;
 mod changeset;
 mod slot;
+mod tson;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::Format;
-use crate::error::{ApplyError, RecordError};
+use crate::errors::{ApplyError, RecordError};
 
 pub use changeset::{Changeset, SlotChange};
 pub use slot::Slot;
@@ -18,7 +21,7 @@ pub use slot::Slot;
 ///
 /// ```
 /// use std::borrow::Cow;
-/// use sessions::Name;
+/// use sessions::store::Name;
 /// let borrowed: Name = "cart".into();
 /// let owned: Name = String::from("cart").into();
 /// assert_eq!(borrowed, owned);
@@ -29,7 +32,8 @@ pub type Name = Cow<'static, str>;
 /// The stored form of one whole session: its slots, one per session type.
 ///
 /// ```
-/// use sessions::{Format, Record, Slot};
+/// use sessions::Format;
+/// use sessions::store::{Record, Slot};
 /// let mut record = Record::new();
 /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]));
 /// let bytes = record.to_bytes(Format::Json).unwrap();
@@ -59,6 +63,10 @@ impl std::fmt::Debug for Record {
             .finish()
     }
 }
+
+/// The first bytes of a record in the binary form. No JSON text starts with a zero byte, so the
+/// first byte of stored bytes tells the two forms apart.
+pub(crate) const BINARY_MARKER: [u8; 4] = [0x00, b'S', b'B', 0x01];
 
 /// Values up to this size are copied into a record rather than shared with a change.
 const DETACH_UP_TO: usize = 1024;
@@ -93,19 +101,20 @@ impl Record {
     /// An empty record.
     ///
     /// ```
-    /// use sessions::Record;
+    /// use sessions::store::Record;
     /// let record = Record::new();
     /// assert!(record.is_empty());
     /// assert_eq!(record.slots().len(), 0);
     /// ```
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self { slots: None }
     }
 
     /// Whether the record holds no slot.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// assert!(record.is_empty());
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
@@ -118,7 +127,8 @@ impl Record {
     /// The slot stored under `name`.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 2, Format::Json, vec![]));
     /// assert_eq!(record.slot("cart").unwrap().version(), 2);
@@ -131,7 +141,8 @@ impl Record {
     /// The slot stored under `name`, mutably.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "1".into())]));
     /// record.slot_mut("cart").unwrap().set_field("n".into(), "5".into());
@@ -148,7 +159,8 @@ impl Record {
     /// All slots, in stored order.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
     /// record.insert(Slot::new("account", 1, Format::Json, vec![]));
@@ -162,7 +174,8 @@ impl Record {
     /// Inserts a slot, replacing one of the same name; returns the replaced one.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// assert!(record.insert(Slot::new("cart", 1, Format::Json, vec![])).is_none());
     /// let replaced = record.insert(Slot::new("cart", 2, Format::Json, vec![])).unwrap();
@@ -186,7 +199,8 @@ impl Record {
     /// Removes the slot stored under `name`.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
     /// assert_eq!(record.remove("cart").unwrap().name(), "cart");
@@ -198,12 +212,15 @@ impl Record {
         Some(self.all_mut().remove(index))
     }
 
-    /// Applies a changeset: whole slots replaced or removed, single fields updated. A field
-    /// update whose slot is gone or was rewritten at another version or format is refused, and
-    /// the record is left as it was.
+    /// Applies a changeset: whole slots replaced or removed, rewrites merged (see
+    /// [`SlotChange::Rewrite`]), single fields updated. A change that does not fit the record
+    /// as it is (a field update whose slot is gone or was rewritten at another version or
+    /// format, an expected revision that does not hold) is refused, and the record is left as
+    /// it was. Every slot a change writes moves on one revision.
     ///
     /// ```
-    /// use sessions::{Changeset, Format, Record, Slot, SlotChange};
+    /// use sessions::Format;
+    /// use sessions::store::{Changeset, Record, Slot, SlotChange};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![("a".into(), "1".into()), ("b".into(), "2".into())]));
     /// let mut changes = Changeset::new();
@@ -226,6 +243,26 @@ impl Record {
                     let revision = self.revision_of(slot.name()) + 1;
                     self.insert(slot.detached_clone().with_revision(revision));
                 }
+                SlotChange::Rewrite {
+                    slot,
+                    base,
+                    changed,
+                } => {
+                    if self.revision_of(slot.name()) == *base {
+                        self.insert(slot.detached_clone().with_revision(base + 1));
+                    } else if !changed.is_empty()
+                        && let Some(stored) = self.slot_mut(slot.name())
+                    {
+                        // Another request wrote the slot first, in this version and format
+                        // (`check` made sure): only this request's own changes go on top.
+                        for index in changed.iter() {
+                            if let Some((name, bytes)) = slot.field_at(index) {
+                                stored.set_field(name.clone(), detached(bytes));
+                            }
+                        }
+                        stored.revision += 1;
+                    }
+                }
                 SlotChange::Fields { slot, fields, .. } => {
                     if let Some(stored) = self.slot_mut(slot) {
                         for (name, bytes) in fields {
@@ -245,7 +282,8 @@ impl Record {
     /// The revision of the slot stored under `name`; 0 when there is none.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]).with_revision(4));
     /// assert_eq!(record.revision_of("cart"), 4);
@@ -259,7 +297,8 @@ impl Record {
     /// gets revision 1, so that a stored slot never looks absent to optimistic concurrency.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]));
     /// record.insert(Slot::new("prefs", 1, Format::Json, vec![]).with_revision(5));
@@ -280,7 +319,9 @@ impl Record {
     /// Whether every revision `changes` expects ([`Changeset::expect`]) is the stored one.
     ///
     /// ```
-    /// use sessions::{Changeset, Conflict, Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Changeset, Record, Slot};
+    /// use sessions::error::Conflict;
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![]).with_revision(2));
     /// let mut changes = Changeset::new();
@@ -294,7 +335,7 @@ impl Record {
         for (slot, expected) in changes.expected() {
             let stored = self.revision_of(slot);
             if stored != expected {
-                return Err(ApplyError::Conflict(crate::error::Conflict {
+                return Err(ApplyError::Conflict(crate::errors::Conflict {
                     slot: slot.to_owned(),
                     expected,
                     stored,
@@ -307,7 +348,9 @@ impl Record {
     /// Whether `change` can be applied to this record as it is.
     ///
     /// ```
-    /// use sessions::{ApplyError, Format, Record, Slot, SlotChange};
+    /// use sessions::Format;
+    /// use sessions::error::ApplyError;
+    /// use sessions::store::{Record, Slot, SlotChange};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 2, Format::Json, vec![]));
     /// let update = |slot: &str, version| SlotChange::Fields {
@@ -318,23 +361,33 @@ impl Record {
     /// assert!(matches!(record.check(&update("prefs", 1)), Err(ApplyError::SlotMissing { .. })));
     /// ```
     pub fn check(&self, change: &SlotChange) -> Result<(), ApplyError> {
-        let SlotChange::Fields {
-            slot,
-            version,
-            format,
-            ..
-        } = change
-        else {
-            return Ok(());
+        let (name, version, format_tag) = match change {
+            SlotChange::Put(_) | SlotChange::Remove { .. } => return Ok(()),
+            SlotChange::Rewrite {
+                slot,
+                base,
+                changed,
+            } => {
+                if self.revision_of(slot.name()) == *base || changed.is_empty() {
+                    return Ok(());
+                }
+                (slot.name(), slot.version, slot.format_tag)
+            }
+            SlotChange::Fields {
+                slot,
+                version,
+                format,
+                ..
+            } => (&**slot, *version, format.tag()),
         };
-        let stored = self.slot(slot).ok_or_else(|| ApplyError::SlotMissing {
-            slot: slot.to_string(),
+        let stored = self.slot(name).ok_or_else(|| ApplyError::SlotMissing {
+            slot: name.to_owned(),
         })?;
-        if stored.version != *version || stored.format_tag != format.tag() {
+        if !stored.has_header(version, format_tag) {
             return Err(ApplyError::SlotChanged {
-                slot: slot.to_string(),
-                expected_version: *version,
-                expected_format: *format,
+                slot: name.to_owned(),
+                expected_version: version,
+                expected_format: Format::from_tag(format_tag).unwrap_or(Format::Json),
                 stored_version: stored.version,
                 stored_format: stored.format_tag,
             });
@@ -348,7 +401,8 @@ impl Record {
     /// since are written back byte for byte.
     ///
     /// ```
-    /// use sessions::{Format, Record, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Slot};
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 2, Format::Json, vec![("n".into(), "1".into())]));
     /// let bytes = record.to_bytes(Format::Json).unwrap();
@@ -360,9 +414,9 @@ impl Record {
             .iter()
             .all(|slot| slot.format() == Some(Format::Json));
         match format {
-            Format::Json if all_json => crate::codec::json::write_record(self),
+            Format::Json if all_json => tson::write_record(self),
             #[cfg(feature = "bincode")]
-            _ => crate::codec::bincode::write_record(self),
+            _ => binary::write_record(self),
             #[cfg(not(feature = "bincode"))]
             _ => Err(RecordError::BincodeDisabled),
         }
@@ -371,7 +425,8 @@ impl Record {
     /// Decodes a record written by [`Record::to_bytes`] in either format (the first byte tells which).
     ///
     /// ```
-    /// use sessions::{Format, Record};
+    /// use sessions::Format;
+    /// use sessions::store::Record;
     /// let record = Record::from_bytes(br#"{"cart":{"__type__":"cart","__v__":1,"n":3}}"#).unwrap();
     /// let slot = record.slot("cart").unwrap();
     /// assert_eq!((slot.version(), slot.format()), (1, Some(Format::Json)));
@@ -380,12 +435,10 @@ impl Record {
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Record, RecordError> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => crate::codec::json::read_record(bytes),
-            Some(0) if bytes.starts_with(&crate::codec::BINARY_MARKER) => {
+            Some(b'{') => tson::read_record(bytes),
+            Some(0) if bytes.starts_with(&BINARY_MARKER) => {
                 #[cfg(feature = "bincode")]
-                return crate::codec::bincode::read_record(
-                    &bytes[crate::codec::BINARY_MARKER.len()..],
-                );
+                return binary::read_record(&bytes[BINARY_MARKER.len()..]);
                 #[cfg(not(feature = "bincode"))]
                 return Err(RecordError::BincodeDisabled);
             }

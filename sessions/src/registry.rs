@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::Format;
-use crate::error::{DecodeError, LoadError, RegistryError};
-use crate::private::{Origin, SlotReader, State};
+use crate::errors::{DecodeError, LoadError, RegistryError};
 use crate::record::{Record, Slot};
 use crate::schema::Session;
+use crate::schema::SlotReader;
+use crate::schema::lazy::{Origin, State};
 use crate::typed::Typed;
 
 /// The set of registered session types, and how often each was migrated from each old version.
@@ -20,7 +21,8 @@ use crate::typed::Typed;
 ///
 /// ```
 /// use sessions::prelude::*;
-/// use sessions::{Format, Record, Registry, Slot};
+/// use sessions::Format;
+/// use sessions::store::{Record, Registry, Slot};
 ///
 /// #[derive(Session, Default)]
 /// #[session(name = "cart")]
@@ -37,6 +39,21 @@ use crate::typed::Typed;
 #[derive(Clone, Default)]
 pub struct Registry {
     types: HashMap<&'static str, Arc<Entry>>,
+    /// The registered type with an `#[session(owner)]` field, if any.
+    owner: Option<OwnerType>,
+}
+
+/// The registered type that says whose session it is.
+#[derive(Clone, Copy)]
+struct OwnerType {
+    name: &'static str,
+    rust_type: &'static str,
+    read: fn(&Slot) -> Result<Option<String>, DecodeError>,
+}
+
+/// The owner a stored slot of `T` names (migrated first when it is older).
+fn read_owner<T: Session>(slot: &Slot) -> Result<Option<String>, DecodeError> {
+    decode_slot::<T>(slot).map(|(value, _)| value.owner())
 }
 
 struct Entry {
@@ -51,7 +68,7 @@ struct Entry {
 /// was built).
 ///
 /// ```
-/// use sessions::MigrationCount;
+/// use sessions::migrate::MigrationCount;
 /// let count = MigrationCount { type_name: "cart", from_version: 1, to_version: 2, count: 5 };
 /// assert_eq!(count.count, 5);
 /// ```
@@ -71,7 +88,7 @@ impl Registry {
     /// An empty registry.
     ///
     /// ```
-    /// use sessions::Registry;
+    /// use sessions::store::Registry;
     /// let registry = Registry::new();
     /// assert_eq!(registry.types().count(), 0);
     /// assert!(!registry.is_registered_name("cart"));
@@ -85,8 +102,8 @@ impl Registry {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # use sessions::Registry;
-    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # use sessions::store::Registry;
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let mut registry = Registry::new();
     /// registry.register::<Cart>().unwrap();
     /// registry.register::<Cart>().unwrap();
@@ -103,6 +120,19 @@ impl Registry {
                 second: std::any::type_name::<T>(),
             });
         }
+        if T::HAS_OWNER {
+            if let Some(owner) = &self.owner {
+                return Err(RegistryError::TwoOwners {
+                    first: owner.rust_type,
+                    second: std::any::type_name::<T>(),
+                });
+            }
+            self.owner = Some(OwnerType {
+                name: T::NAME,
+                rust_type: std::any::type_name::<T>(),
+                read: read_owner::<T>,
+            });
+        }
         let entry = Entry {
             type_id: TypeId::of::<T>(),
             rust_type: std::any::type_name::<T>(),
@@ -117,9 +147,9 @@ impl Registry {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::Registry;
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
-    /// #[derive(Session, Default)] struct Prefs { dark: bool }
+    /// use sessions::store::Registry;
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "prefs")] struct Prefs { dark: bool }
     /// let mut registry = Registry::new();
     /// registry.register::<Cart>().unwrap();
     /// assert!(registry.is_registered::<Cart>());
@@ -135,7 +165,7 @@ impl Registry {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::Registry;
+    /// use sessions::store::Registry;
     /// #[derive(Session, Default)]
     /// #[session(name = "basket")]
     /// struct Cart { n: u32 }
@@ -152,7 +182,7 @@ impl Registry {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::Registry;
+    /// use sessions::store::Registry;
     /// #[derive(Session, Default)] #[session(name = "cart", version = 2)] struct Cart { n: u32 }
     /// #[derive(Session, Default)] #[session(name = "prefs")] struct Prefs { dark: bool }
     /// let mut registry = Registry::new();
@@ -173,7 +203,9 @@ impl Registry {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::{Format, LoadError, Record, Registry, Slot};
+    /// use sessions::Format;
+    /// use sessions::error::LoadError;
+    /// use sessions::store::{Record, Registry, Slot};
     /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let mut registry = Registry::new();
     /// let mut record = Record::new();
@@ -203,7 +235,7 @@ impl Registry {
             return Ok(Some(Typed::from_state(state)));
         }
         let (value, origin) = decode_slot::<T>(slot)?;
-        if let Origin::Migrated { from } = origin {
+        if let Origin::Migrated { from, .. } = origin {
             if let Some(counter) = entry.migrations.get(from as usize - 1) {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -215,18 +247,16 @@ impl Registry {
                 "migrated a stored session slot"
             );
         }
-        let mut state = State::new(value, origin);
-        if let Origin::Migrated { .. } = origin {
-            state.dirty.insert_all(T::FIELDS.len());
-        }
-        Ok(Some(Typed::from_state(state)))
+        // A migrated value is written back whole on the next save, changed or not (see
+        // `Typed::changes`).
+        Ok(Some(Typed::from_state(State::new(value, origin))))
     }
 
     /// Like [`Registry::load`], with `T::default()` as a new value when nothing is stored.
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::{Record, Registry};
+    /// use sessions::store::{Record, Registry};
     /// #[derive(Session)] #[session(name = "cart")] struct Cart { n: u32 }
     /// impl Default for Cart { fn default() -> Self { Cart { n: 1 } } }
     /// let mut registry = Registry::new();
@@ -241,10 +271,50 @@ impl Registry {
         Ok(self.load::<T>(record)?.unwrap_or_default())
     }
 
+    /// The name of the registered type with an `#[session(owner)]` field, if any.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::store::Registry;
+    /// #[derive(Session, Default)] #[session(name = "auth")] struct Auth { #[session(owner)] user_id: Option<u64> }
+    /// let mut registry = Registry::new();
+    /// assert_eq!(registry.owner_type(), None);
+    /// registry.register::<Auth>().unwrap();
+    /// assert_eq!(registry.owner_type(), Some("auth"));
+    /// ```
+    pub fn owner_type(&self) -> Option<&'static str> {
+        self.owner.map(|owner| owner.name)
+    }
+
+    /// The owner `record` names: the rendered `#[session(owner)]` field of the registered type
+    /// that has one, `None` when no type has one, the slot is absent, or the field is `None`.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::Format;
+    /// use sessions::store::{Record, Registry, Slot};
+    /// #[derive(Session, Default)] #[session(name = "auth")] struct Auth { #[session(owner)] user_id: Option<u64> }
+    /// let mut registry = Registry::new();
+    /// registry.register::<Auth>().unwrap();
+    /// let mut record = Record::new();
+    /// assert_eq!(registry.owner_in(&record).unwrap(), None);
+    /// record.insert(Slot::new("auth", 1, Format::Json, vec![("user_id".into(), "42".into())]));
+    /// assert_eq!(registry.owner_in(&record).unwrap().as_deref(), Some("42"));
+    /// ```
+    pub fn owner_in(&self, record: &Record) -> Result<Option<String>, DecodeError> {
+        let Some(owner) = &self.owner else {
+            return Ok(None);
+        };
+        match record.slot(owner.name) {
+            Some(slot) => (owner.read)(slot),
+            None => Ok(None),
+        }
+    }
+
     /// The migrations counted so far, by type and stored version, for every registered type.
     ///
     /// ```
-    /// # use sessions::Registry;
+    /// # use sessions::store::Registry;
     /// assert!(Registry::new().migration_counts().is_empty());
     /// ```
     pub fn migration_counts(&self) -> Vec<MigrationCount> {
@@ -311,10 +381,14 @@ pub(crate) fn decode_slot<T: Session>(slot: &Slot) -> Result<(T, Origin), Decode
         });
     }
     let value = decode_version::<T>(slot, format)?;
+    let revision = slot.revision();
     let origin = if stored == T::VERSION {
-        Origin::Stored { format }
+        Origin::Stored { format, revision }
     } else {
-        Origin::Migrated { from: stored }
+        Origin::Migrated {
+            from: stored,
+            revision,
+        }
     };
     Ok((value, origin))
 }
@@ -342,7 +416,9 @@ fn decode_version<T: Session>(slot: &Slot, format: Format) -> Result<T, DecodeEr
 ///
 /// ```
 /// use sessions::prelude::*;
-/// use sessions::{Format, Slot, migrate_slot};
+/// use sessions::Format;
+/// use sessions::store::Slot;
+/// use sessions::migrate::migrate_slot;
 ///
 /// #[derive(Session, Default)]
 /// #[session(name = "cart", version = 1)]
@@ -375,7 +451,7 @@ pub fn migrate_slot<T: Session>(slot: &Slot, format: Format) -> Result<Option<Sl
                 value.encode_field(index, format)?,
             ))
         })
-        .collect::<Result<Vec<_>, crate::error::EncodeError>>()
+        .collect::<Result<Vec<_>, crate::errors::EncodeError>>()
         .map_err(LoadError::Encode)?;
     Ok(Some(Slot::new(T::NAME, T::VERSION, format, fields)))
 }
@@ -383,7 +459,7 @@ pub fn migrate_slot<T: Session>(slot: &Slot, format: Format) -> Result<Option<Sl
 /// What an eager migration of every stored slot of one type did.
 ///
 /// ```
-/// use sessions::MigrationReport;
+/// use sessions::migrate::MigrationReport;
 /// let mut report = MigrationReport::default();
 /// report.migrated.insert(1, 10);
 /// assert_eq!(report.total_migrated(), 10);
@@ -402,7 +478,7 @@ impl MigrationReport {
     /// How many slots were rewritten.
     ///
     /// ```
-    /// use sessions::MigrationReport;
+    /// use sessions::migrate::MigrationReport;
     /// let mut report = MigrationReport { current: 10, failed: 1, ..Default::default() };
     /// report.migrated.insert(1, 3);
     /// report.migrated.insert(2, 4);

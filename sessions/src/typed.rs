@@ -5,10 +5,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::codec::Format;
-use crate::error::EncodeError;
-use crate::private::{Access, Origin, State};
+use crate::errors::EncodeError;
 use crate::record::{Slot, SlotChange};
 use crate::schema::Session;
+use crate::schema::lazy::{Access, Origin, State};
 
 /// A typed session slot as a handler sees it: the value and exactly which fields were changed.
 ///
@@ -20,6 +20,7 @@ use crate::schema::Session;
 /// use sessions::prelude::*;
 ///
 /// #[derive(Session, Default)]
+/// #[session(name = "cart")]
 /// struct Cart { items: Vec<String>, coupon: Option<String> }
 ///
 /// let mut cart = Typed::new(Cart::default());
@@ -32,16 +33,24 @@ use crate::schema::Session;
 pub struct Typed<T: Session> {
     /// Always `Some`, but while `into_inner` takes it out.
     access: Option<T::Access>,
-    /// Where the changes go when this value is dropped (the request's session, in the layer).
-    sink: Option<Arc<dyn SlotSink>>,
+    /// Where the changes go when this value is dropped (the request's session, in the layer),
+    /// and the epoch of that session it was taken in (see `SlotSink::commit`).
+    sink: Option<(Arc<dyn SlotSink>, u32)>,
 }
 
 /// Receives a slot's changes when a [`Typed`] obtained from a request's session is dropped.
 pub(crate) trait SlotSink: Send + Sync {
     /// The format changes are encoded in.
     fn format(&self) -> Format;
-    /// Takes the changes of one slot (or the error of encoding them).
-    fn commit(&self, slot: &'static str, changes: Result<Option<SlotChange>, EncodeError>);
+    /// Takes the changes of one slot (or the error of encoding them), made through a value
+    /// taken at `epoch`: a session drops the changes of a value taken before the slot was
+    /// removed or the session destroyed.
+    fn commit(
+        &self,
+        slot: &'static str,
+        epoch: u32,
+        changes: Result<Option<SlotChange>, EncodeError>,
+    );
 }
 
 impl<T: Session> Typed<T> {
@@ -50,7 +59,7 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let cart = Typed::new(Cart { n: 3 });
     /// assert!(cart.is_new() && !cart.is_dirty());
     /// ```
@@ -65,9 +74,9 @@ impl<T: Session> Typed<T> {
         }
     }
 
-    /// Sends this value's changes to `sink` when it is dropped.
-    pub(crate) fn with_sink(mut self, sink: Arc<dyn SlotSink>) -> Self {
-        self.sink = Some(sink);
+    /// Sends this value's changes to `sink` when it is dropped; it was taken at `epoch`.
+    pub(crate) fn with_sink(mut self, sink: Arc<dyn SlotSink>, epoch: u32) -> Self {
+        self.sink = Some((sink, epoch));
         self
     }
 
@@ -93,7 +102,7 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let cart = Typed::new(Cart { n: 3 });
     /// assert_eq!(cart.value().n, 3);
     /// ```
@@ -104,29 +113,29 @@ impl<T: Session> Typed<T> {
     /// handler changed cannot be encoded and decoded back in the stored format (a save of it
     /// would fail, or store bytes that cannot be loaded).
     pub fn value(&self) -> &T {
-        crate::private::value(self.state())
+        crate::schema::lazy::value(self.state())
     }
 
     /// The value, leaving dirty tracking behind. Changes made so far are still saved.
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { n: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// assert_eq!(Typed::new(Cart { n: 3 }).into_inner().n, 3);
     /// ```
     pub fn into_inner(mut self) -> T {
         let pending = self
             .sink
             .take()
-            .map(|sink| (self.changes(sink.format()), sink));
+            .map(|(sink, epoch)| (self.changes(sink.format()), sink, epoch));
         let value = match self.access.take() {
             Some(access) => access.into_state().into_value(),
             None => unreachable!("Typed::access is taken only by into_inner and drop"),
         };
         // The loaded bytes are let go before the sink takes the changes, so that applying them
         // to the request's record copies nothing.
-        if let Some((changes, sink)) = pending {
-            sink.commit(T::NAME, changes);
+        if let Some((changes, sink, epoch)) = pending {
+            sink.commit(T::NAME, epoch, changes);
         }
         value
     }
@@ -135,7 +144,7 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { n: u32, m: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32, m: u32 }
     /// let mut cart = Typed::new(Cart::default());
     /// cart.replace(Cart { n: 1, m: 2 });
     /// assert_eq!(cart.dirty_fields().count(), 2);
@@ -146,11 +155,19 @@ impl<T: Session> Typed<T> {
         std::mem::replace(state.whole_mut(), value)
     }
 
+    /// Marks every field changed, so that a save writes the whole value.
+    pub(crate) fn mark_all(&mut self) {
+        self.access_mut()
+            .state_mut()
+            .dirty
+            .insert_all(T::FIELDS.len());
+    }
+
     /// The stored names of the fields changed so far, in declaration order.
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { a: u32, b: u32, c: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { a: u32, b: u32, c: u32 }
     /// let mut cart = Typed::new(Cart::default());
     /// cart.set_c(1);
     /// *cart.a_mut() += 1;
@@ -167,7 +184,7 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { a: u32 }
     /// let mut cart = Typed::new(Cart::default());
     /// let _ = cart.a();
     /// assert!(!cart.is_dirty());
@@ -182,7 +199,7 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { a: u32 }
     /// assert!(Typed::new(Cart::default()).is_new());
     /// ```
     pub fn is_new(&self) -> bool {
@@ -193,42 +210,54 @@ impl<T: Session> Typed<T> {
     ///
     /// ```
     /// # use sessions::prelude::*;
-    /// # #[derive(Session, Default)] struct Cart { a: u32 }
+    /// # #[derive(Session, Default)] #[session(name = "cart")] struct Cart { a: u32 }
     /// assert_eq!(Typed::new(Cart::default()).migrated_from(), None);
     /// ```
     pub fn migrated_from(&self) -> Option<u32> {
         match self.state().origin {
-            Origin::Migrated { from } => Some(from),
+            Origin::Migrated { from, .. } => Some(from),
             _ => None,
         }
     }
 
     /// What a save must write for this slot when fields are encoded in `format`: nothing when
     /// nothing changed; only the changed fields of a slot stored in the same format at the same
-    /// version; the whole slot when it is new, was migrated, or was stored in another format.
+    /// version; the whole slot ([`SlotChange::Rewrite`]) when it is new, was stored in another
+    /// format, or was migrated from an older version (a migrated slot is written back even when
+    /// nothing changed). A rewrite names the fields that changed, so that a store which finds
+    /// the slot already rewritten by another request writes only those.
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// use sessions::{Format, SlotChange};
+    /// use sessions::Format;
+    /// use sessions::store::SlotChange;
     ///
     /// #[derive(Session, Default)]
+    /// #[session(name = "cart")]
     /// struct Cart { a: u32, b: u32 }
     ///
     /// let mut cart = Typed::new(Cart::default());
     /// assert!(cart.changes(Format::Json).unwrap().is_none());
     /// cart.set_a(7);
-    /// // A new slot is written whole.
-    /// assert!(matches!(cart.changes(Format::Json).unwrap(), Some(SlotChange::Put(_))));
+    /// // A new slot is written whole; `a` is what changed.
+    /// let Some(SlotChange::Rewrite { slot, base: 0, changed }) = cart.changes(Format::Json).unwrap() else { panic!() };
+    /// assert_eq!(slot.fields().len(), 2);
+    /// assert_eq!(changed.iter().collect::<Vec<_>>(), [0]);
     /// ```
     pub fn changes(&self, format: Format) -> Result<Option<SlotChange>, EncodeError> {
         let state = self.state();
-        if state.dirty.is_empty() {
+        let (whole, base) = match state.origin {
+            Origin::New => (true, 0),
+            Origin::Migrated { revision, .. } => (true, revision),
+            Origin::Stored {
+                format: stored,
+                revision,
+            } => (stored != format, revision),
+        };
+        let write_back = matches!(state.origin, Origin::Migrated { .. });
+        if state.dirty.is_empty() && !write_back {
             return Ok(None);
         }
-        let whole = match state.origin {
-            Origin::New | Origin::Migrated { .. } => true,
-            Origin::Stored { format: stored } => stored != format,
-        };
         if whole {
             let fields = state.with_whole(|value| {
                 (0..T::FIELDS.len())
@@ -240,12 +269,11 @@ impl<T: Session> Typed<T> {
                     })
                     .collect::<Result<Vec<_>, EncodeError>>()
             })?;
-            return Ok(Some(SlotChange::Put(Slot::new(
-                T::NAME,
-                T::VERSION,
-                format,
-                fields,
-            ))));
+            return Ok(Some(SlotChange::Rewrite {
+                slot: Slot::new(T::NAME, T::VERSION, format, fields),
+                base,
+                changed: state.dirty.clone(),
+            }));
         }
         let fields = state
             .dirty
@@ -284,13 +312,34 @@ impl<T: Session> DerefMut for Typed<T> {
 impl<T: Session> Drop for Typed<T> {
     /// Hands the changes to the sink, once.
     fn drop(&mut self) {
-        if let Some(sink) = self.sink.take() {
+        if let Some((sink, epoch)) = self.sink.take() {
             let changes = self.changes(sink.format());
             // The loaded bytes are let go first, so that applying the changes to the
             // request's record copies nothing.
             self.access = None;
-            sink.commit(T::NAME, changes);
+            if !matches!(changes, Ok(None)) {
+                sink.commit(T::NAME, epoch, changes);
+            }
         }
+    }
+}
+
+/// What `Typed<T>` as an extractor needs: a value for a session that stores nothing for `T` yet.
+/// Implemented for every `T: Default`; for a type without one, extract `Option<Typed<T>>` (or
+/// `IfStored<T>` in actix-web), and create the slot with `SessionHandle::insert`.
+#[diagnostic::on_unimplemented(
+    message = "`Typed<{Self}>` makes a new slot with `{Self}::default()`, and `{Self}` has no `Default`",
+    label = "`{Self}` does not implement `Default`",
+    note = "extract `Option<Typed<{Self}>>` (actix-web: `sessions::actix::IfStored<{Self}>`) and create the slot with `SessionHandle::insert({Self} {{ .. }})`, or derive `Default` for `{Self}`"
+)]
+pub trait NewSlot: Sized {
+    /// The value of a new slot.
+    fn new_slot() -> Self;
+}
+
+impl<T: Default> NewSlot for T {
+    fn new_slot() -> Self {
+        T::default()
     }
 }
 

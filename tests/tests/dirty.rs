@@ -5,8 +5,10 @@ mod common;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sessions::error::ApplyError;
 use sessions::prelude::*;
-use sessions::{ApplyError, Changeset, Format, Name, Record, Session, Slot, SlotChange};
+use sessions::store::{Changeset, Name, Record, Slot, SlotChange};
+use sessions::{Format, Session};
 
 use common::{FORMATS, changeset, load_stored, registry_with, save_new};
 
@@ -50,6 +52,14 @@ fn stored(format: Format) -> (Record, Typed<Cart>) {
     let record = save_new(cart(), format);
     let typed = load_stored::<Cart>(&registry_with::<Cart>(), &record);
     (record, typed)
+}
+
+/// The index of a stored field of `Cart` (what a `SlotChange::Rewrite` names as changed).
+fn index_of(field: &str) -> usize {
+    Cart::FIELDS
+        .iter()
+        .position(|name| *name == field)
+        .expect("a stored field of Cart")
 }
 
 fn dirty(typed: &Typed<impl Session>) -> Vec<&'static str> {
@@ -305,10 +315,16 @@ fn wide_struct_replace_marks_all_72() {
     typed.replace(Wide::default());
     assert_eq!(dirty(&typed), Wide::FIELDS);
     let change = typed.changes(Format::Json).unwrap().unwrap();
-    let SlotChange::Put(slot) = change else {
-        panic!("new slot is written whole");
+    let SlotChange::Rewrite {
+        slot,
+        base: 0,
+        changed,
+    } = change
+    else {
+        panic!("a new slot is written whole over nothing");
     };
     assert_eq!(slot.fields().len(), 72);
+    assert_eq!(changed.iter().count(), 72, "replace changed every field");
 }
 
 // ---- what a save writes ---------------------------------------------------------------------
@@ -378,9 +394,17 @@ fn slot_stored_in_another_format_is_written_whole() {
         let (mut record, mut typed) = stored(stored_in);
         typed.set_note("x".into());
         let change = typed.changes(saved_in).unwrap().unwrap();
-        let SlotChange::Put(slot) = &change else {
+        let SlotChange::Rewrite {
+            slot,
+            base,
+            changed,
+        } = &change
+        else {
             panic!("{stored_in} slot saved in {saved_in} must be written whole, got {change:?}");
         };
+        // Over the revision it was loaded at, naming only what the request changed.
+        assert_eq!(*base, record.revision_of("cart"));
+        assert_eq!(changed.iter().collect::<Vec<_>>(), [index_of("note")]);
         assert_eq!(slot.format(), Some(saved_in));
         assert_eq!(slot.version(), 2);
         assert_eq!(
@@ -403,10 +427,18 @@ fn new_slot_is_written_whole() {
     assert_eq!(dirty(&typed), ["coupon"]);
     for format in FORMATS {
         let change = typed.changes(format).unwrap().unwrap();
-        let SlotChange::Put(slot) = &change else {
-            panic!("a new slot must be written whole, got {change:?}");
+        let SlotChange::Rewrite {
+            slot,
+            base: 0,
+            changed,
+        } = &change
+        else {
+            panic!("a new slot must be written whole over nothing, got {change:?}");
         };
         assert_eq!(slot.fields().len(), Cart::FIELDS.len());
+        // The fields the handler changed, so that a request that finds the slot created by
+        // another one meanwhile writes only those.
+        assert_eq!(changed.iter().collect::<Vec<_>>(), [index_of("coupon")]);
         assert_eq!(
             slot.field("items").unwrap(),
             &enc(format, &Vec::<Item>::new())

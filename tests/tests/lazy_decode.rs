@@ -8,8 +8,10 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize};
+use sessions::Format;
+use sessions::error::{DecodeError, LoadError};
 use sessions::prelude::*;
-use sessions::{Changeset, DecodeError, Format, LoadError, Record, Registry, Slot, SlotChange};
+use sessions::store::{Changeset, Record, Registry, Slot, SlotChange};
 
 thread_local! {
     /// How many `Counted` values this thread decoded.
@@ -308,7 +310,7 @@ fn a_lazy_value_saved_in_another_format_is_written_whole() {
 
     let mut cart = registry.load::<Profile>(&record).unwrap().unwrap();
     cart.visits_mut().0 += 1;
-    let Some(SlotChange::Put(slot)) = cart.changes(Format::Bincode).unwrap() else {
+    let Some(SlotChange::Rewrite { slot, .. }) = cart.changes(Format::Bincode).unwrap() else {
         panic!("a slot stored in JSON is rewritten whole in bincode");
     };
     let mut rewritten = Record::new();

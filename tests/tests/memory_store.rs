@@ -1,27 +1,52 @@
-//! `MemoryStore` keeps the promises of every store (the conformance suite), and sweeps expired
-//! sessions away.
+//! `MemoryStore` keeps the promises of every store (the conformance suite, run as itself — its
+//! own in-place `update` — and as `conformance::SwapOnly`, the trait's copy-and-swap), and
+//! sweeps expired sessions away.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sessions::Format;
+use sessions::clock::{Clock, ManualClock};
 use sessions::prelude::*;
-use sessions::{Clock, Deadline, Format, ManualClock, Record, SessionId, SessionKey, Slot};
+use sessions::store::conformance::{SwapOnly, run};
+use sessions::store::{Deadline, Record, SessionKey, Slot};
+use sessions::store::{Entry, Stored, create_session};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_conformance_suite() {
     let clock = ManualClock::new();
-    sessions::store::conformance::run(MemoryStore::with_clock(clock.clone()), clock).await;
+    run(MemoryStore::with_clock(clock.clone()), clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_conformance_suite_through_swap_alone() {
+    let clock = ManualClock::new();
+    run(SwapOnly(MemoryStore::with_clock(clock.clone())), clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_memory_store_passes_the_conformance_suite() {
     let clock = ManualClock::new();
-    sessions::store::conformance::run(MemoryStore::compact_with_clock(clock.clone()), clock).await;
+    run(MemoryStore::compact_with_clock(clock.clone()), clock).await;
 }
 
-fn key() -> SessionKey {
-    SessionId::generate().expect("an id").key()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_memory_store_passes_the_conformance_suite_through_swap_alone() {
+    let clock = ManualClock::new();
+    run(
+        SwapOnly(MemoryStore::compact_with_clock(clock.clone())),
+        clock,
+    )
+    .await;
+}
+
+/// Files a session of `record()` ending `secs` from now, under a fresh id; returns its key.
+async fn create(store: &MemoryStore, clock: &ManualClock, secs: u64) -> SessionKey {
+    create_session(store, record(), ending_in(clock, secs))
+        .await
+        .expect("create")
+        .key()
 }
 
 fn record() -> Record {
@@ -48,19 +73,13 @@ async fn delete_expired_removes_expired_sessions_and_keeps_live_ones() {
     let clock = ManualClock::new();
     let store = MemoryStore::with_clock(clock.clone());
     // 40 sessions ending in 10 s, 25 ending in an hour: spread over every shard.
-    let short: Vec<SessionKey> = (0..40).map(|_| key()).collect();
-    let long: Vec<SessionKey> = (0..25).map(|_| key()).collect();
-    for key in &short {
-        store
-            .create(key, &record(), ending_in(&clock, 10))
-            .await
-            .expect("create");
+    let mut short = Vec::new();
+    for _ in 0..40 {
+        short.push(create(&store, &clock, 10).await);
     }
-    for key in &long {
-        store
-            .create(key, &record(), ending_in(&clock, 3600))
-            .await
-            .expect("create");
+    let mut long = Vec::new();
+    for _ in 0..25 {
+        long.push(create(&store, &clock, 3600).await);
     }
     assert_eq!(store.len(), 65);
     assert_eq!(store.delete_expired(), 0, "nothing has expired yet");
@@ -91,23 +110,25 @@ async fn writes_sweep_expired_sessions_as_they_go() {
     let clock = ManualClock::new();
     let store = MemoryStore::with_clock(clock.clone());
     for _ in 0..200 {
-        store
-            .create(&key(), &record(), ending_in(&clock, 10))
-            .await
-            .expect("create");
+        create(&store, &clock, 10).await;
     }
     clock.advance(Duration::from_secs(10));
-    let live = key();
-    store
-        .create(&live, &record(), ending_in(&clock, 3600))
-        .await
-        .expect("create");
-    // 16 shards × 1024 writes: every shard swept at least once.
-    for _ in 0..16 * 1024 {
-        store
-            .save(&live, &sessions::Changeset::new(), ending_in(&clock, 3600))
-            .await
-            .expect("save");
+    let live = create(&store, &clock, 3600).await;
+    // 16 shards × 1024 writes: every shard swept at least once. Each write swaps the live
+    // session for itself one version on.
+    for version in 1..=16 * 1024 {
+        let session = Stored::new(record(), ending_in(&clock, 3600));
+        let next = Entry::Live {
+            version: version + 1,
+            session,
+        };
+        assert!(
+            store
+                .swap(&live, Some(version), Some(next))
+                .await
+                .expect("swap"),
+            "write {version} was refused"
+        );
     }
     assert_eq!(store.len(), 1, "expired sessions were not swept by writes");
     assert!(store.load(&live).await.expect("load").is_some());

@@ -6,10 +6,10 @@ mod common;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sessions::{
-    DecodeError, Format, LoadError, MigrationCount, Name, Record, Registry, Session, Slot,
-    SlotChange,
-};
+use sessions::error::{DecodeError, LoadError};
+use sessions::migrate::MigrationCount;
+use sessions::store::{Name, Record, Registry, Slot, SlotChange};
+use sessions::{Format, Session};
 
 use common::{FORMATS, changeset, registry_with, through_bytes};
 
@@ -224,19 +224,35 @@ fn current_version_is_not_migrated() {
     }
 }
 
+/// Changed meaning (issue 12, bug 1): a migrated value used to be "all dirty", so its write-back
+/// replaced the whole slot and a concurrent request's change was lost. Now the dirty set says
+/// only what the handler changed (nothing, here), and the write-back is a whole-slot
+/// `SlotChange::Rewrite` over the loaded revision with nothing named as changed: a store that
+/// finds the slot already migrated by another request drops it instead of overwriting.
 #[test]
-fn migrated_slot_is_all_dirty_and_written_whole_at_the_new_version() {
+fn migrated_slot_is_not_dirty_and_is_written_back_whole_at_the_new_version() {
     let registry = registry_with::<Cart>();
     for format in FORMATS {
         let mut record = record_of(v1_slot(format));
         let cart = registry.load::<Cart>(&record).unwrap().unwrap();
-        assert_eq!(cart.dirty_fields().collect::<Vec<_>>(), Cart::FIELDS);
+        assert!(
+            !cart.is_dirty(),
+            "a migration is not a change of the handler"
+        );
+        assert_eq!(cart.dirty_fields().count(), 0);
         assert_eq!(Cart::FIELDS, ["items", "coupon", "currency", "note"]);
 
         let change = cart.changes(format).unwrap().unwrap();
-        let SlotChange::Put(slot) = &change else {
+        let SlotChange::Rewrite {
+            slot,
+            base,
+            changed,
+        } = &change
+        else {
             panic!("a migrated slot must be written whole, got {change:?}");
         };
+        assert_eq!(*base, record.revision_of("cart"));
+        assert!(changed.is_empty(), "a pure write-back names no change");
         assert_eq!(slot.name(), "cart");
         assert_eq!(slot.type_tag(), "cart");
         assert_eq!(slot.version(), 3);
@@ -274,10 +290,14 @@ fn migrated_slot_stays_whole_after_further_changes() {
     let mut cart = registry.load::<Cart>(&record).unwrap().unwrap();
     cart.set_note(None);
     let change = cart.changes(Format::Json).unwrap().unwrap();
+    // Still whole, and now naming the one field the handler changed (`note`).
     assert!(
-        matches!(&change, SlotChange::Put(slot) if slot.version() == 3 && slot.fields().len() == 4),
+        matches!(&change, SlotChange::Rewrite { slot, changed, .. }
+            if slot.version() == 3 && slot.fields().len() == 4
+                && changed.iter().collect::<Vec<_>>() == [3]),
         "{change:?}"
     );
+    assert_eq!(cart.dirty_fields().collect::<Vec<_>>(), ["note"]);
 }
 
 #[test]

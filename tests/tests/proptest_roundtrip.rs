@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use sessions::Format;
 use sessions::prelude::*;
-use sessions::{Format, Name, Record, Slot};
+use sessions::store::{Name, Record, Slot};
 
 use common::{FORMATS, changeset, load_stored, registry_with, roundtrip, save_new, through_bytes};
 

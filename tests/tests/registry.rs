@@ -6,8 +6,10 @@ mod common;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sessions::Format;
+use sessions::error::{LoadError, RecordError, RegistryError};
 use sessions::prelude::*;
-use sessions::{Format, LoadError, Record, RecordError, Registry, RegistryError, Slot, SlotChange};
+use sessions::store::{Record, Registry, Slot, SlotChange};
 
 use common::{FORMATS, changeset, registry_with, through_bytes};
 
@@ -315,7 +317,7 @@ fn slot_in_an_unknown_format_is_refused_and_kept() {
     assert!(
         matches!(
             &err,
-            LoadError::Decode(sessions::DecodeError::UnsupportedFormat { type_name, tag: 99 })
+            LoadError::Decode(sessions::error::DecodeError::UnsupportedFormat { type_name, tag: 99 })
                 if type_name == "cart"
         ),
         "{err:?}"

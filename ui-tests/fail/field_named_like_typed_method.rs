@@ -1,6 +1,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "gift")]
 struct Gift {
     value: u64,
 }

@@ -5,6 +5,7 @@ struct Item {
 }
 
 #[derive(Session)]
+#[session(name = "cart")]
 struct Cart {
     items: Vec<Item>,
 }

@@ -20,8 +20,8 @@ impl<T> From<OldWrapper<T>> for Boxed<T> {
 
 fn main() {
     // A generic link is checked for each instance that is used.
-    let mut registry = sessions::Registry::new();
+    let mut registry = sessions::store::Registry::new();
     registry.register::<Boxed<u32>>().unwrap();
-    let record = sessions::Record::new();
+    let record = sessions::store::Record::new();
     let _ = registry.load::<Boxed<u32>>(&record);
 }

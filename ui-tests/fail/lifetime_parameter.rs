@@ -1,6 +1,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "user")]
 struct User<'a> {
     name: &'a str,
 }

@@ -1,6 +1,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "cart")]
 #[session]
 struct Cart {
     items: Vec<String>,

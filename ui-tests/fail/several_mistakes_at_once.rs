@@ -2,6 +2,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "gift")]
 #[session(ttl = 3600, version = 0)]
 struct Gift {
     value: u64,

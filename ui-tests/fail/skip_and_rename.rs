@@ -1,6 +1,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "cart")]
 struct Cart {
     items: Vec<String>,
     #[session(skip, rename = "c")]

@@ -5,6 +5,7 @@ struct Connection {
 }
 
 #[derive(Session)]
+#[session(name = "cart")]
 struct Cart {
     items: Vec<String>,
     #[session(skip)]

@@ -1,6 +1,7 @@
 use sessions::prelude::*;
 
 #[derive(Session)]
+#[session(name = "visits")]
 struct Visits;
 
 fn main() {}

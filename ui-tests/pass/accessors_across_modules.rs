@@ -1,4 +1,5 @@
-//! A `pub` session struct in one module, used through its accessors from a sibling module.
+//! A `pub` session struct with `pub` fields in one module, used through its accessors from a
+//! sibling module (accessors are as visible as their fields).
 
 mod model {
     use sessions::prelude::*;
@@ -6,8 +7,8 @@ mod model {
     #[derive(Session, Default)]
     #[session(name = "cart")]
     pub struct Cart {
-        items: Vec<String>,
-        coupon: Option<String>,
+        pub items: Vec<String>,
+        pub coupon: Option<String>,
     }
 }
 

@@ -5,6 +5,7 @@ extern crate sessions as my_sessions;
 use my_sessions::Typed;
 
 #[derive(my_sessions::Session, Default)]
+#[session(name = "cart")]
 #[session(crate = my_sessions)]
 struct Cart {
     items: Vec<String>,

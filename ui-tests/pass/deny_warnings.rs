@@ -39,6 +39,7 @@ impl From<CartV1> for Cart {
 
 /// A documented generic slot.
 #[derive(Session, Default)]
+#[session(name = "pair")]
 pub struct Pair<A, B> {
     /// The first.
     pub first: A,

@@ -1,7 +1,8 @@
 //! A generic type migrating from a generic older version.
 
 use sessions::prelude::*;
-use sessions::{Format, Record, Registry, Slot};
+use sessions::Format;
+use sessions::store::{Record, Registry, Slot};
 
 #[derive(Session, Default)]
 #[session(name = "wrapper", version = 1)]

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use sessions::prelude::*;
 
 #[derive(Session, Default)]
+#[session(name = "plain")]
 struct Plain<T> {
     value_of: T,
 }
 
 #[derive(Session, Default)]
+#[session(name = "bounded")]
 struct Bounded<T: Clone + Debug, U = u8> {
     first: T,
     second: Vec<U>,
@@ -21,6 +23,7 @@ struct Bounded<T: Clone + Debug, U = u8> {
 struct Cache<C>(Option<C>);
 
 #[derive(Session, Default)]
+#[session(name = "with_skip")]
 struct WithSkip<C> {
     hits: u64,
     #[session(skip)]
@@ -28,12 +31,14 @@ struct WithSkip<C> {
 }
 
 #[derive(Session, Default)]
+#[session(name = "with_default")]
 struct WithDefault<D> {
     #[session(default)]
     later: D,
 }
 
 #[derive(Session)]
+#[session(name = "with_where")]
 struct WithWhere<K, V>
 where
     K: Ord + Serialize + DeserializeOwned,

@@ -3,6 +3,7 @@
 use sessions::prelude::*;
 
 #[derive(Session, Default)]
+#[session(name = "match")]
 struct r#Match {
     r#type: String,
     r#loop: u32,

@@ -4,18 +4,21 @@ use serde::{Deserialize, Serialize};
 use sessions::prelude::*;
 
 #[derive(Session, Serialize, Deserialize, Default)]
+#[session(name = "node")]
 struct Node {
     label: String,
     next: Option<Box<Self>>,
 }
 
 #[derive(Session, Serialize, Deserialize, Default)]
+#[session(name = "tree")]
 struct Tree<T> {
     item: T,
     children: Vec<Self>,
 }
 
 #[derive(Session, Default)]
+#[session(name = "empty")]
 struct Empty {}
 
 fn main() {

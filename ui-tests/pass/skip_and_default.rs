@@ -1,7 +1,8 @@
 //! `skip` fields are never stored; `default` fields may be missing from stored data.
 
 use sessions::prelude::*;
-use sessions::{Format, Record, Registry, Slot};
+use sessions::Format;
+use sessions::store::{Record, Registry, Slot};
 
 #[derive(Session, Default)]
 #[session(name = "cart")]

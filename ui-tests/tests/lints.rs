@@ -5,8 +5,9 @@
 #![deny(unreachable_pub, rust_2018_idioms, clippy::all, clippy::pedantic)]
 
 use serde::{Deserialize, Serialize};
+use sessions::Format;
 use sessions::prelude::*;
-use sessions::{Format, Record, Registry, Slot};
+use sessions::store::{Record, Registry, Slot};
 
 /// An item in a cart.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -92,6 +93,7 @@ impl<A: Clone, B: Default> From<PairV1<A>> for Pair<A, B> {
 
 /// A raw identifier field.
 #[derive(Session, Default, Debug)]
+#[session(name = "tagged")]
 pub struct Tagged {
     /// The kind.
     pub r#type: String,
@@ -100,6 +102,7 @@ pub struct Tagged {
 mod inner {
     /// A crate-private session type: its accessors are crate-private too.
     #[derive(sessions::Session, Default)]
+    #[session(name = "counter")]
     pub(crate) struct Counter {
         pub(crate) hits: u64,
     }

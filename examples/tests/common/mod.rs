@@ -1,6 +1,10 @@
-//! Running the `cart` binary from tests: a temp directory, the server process (started,
-//! killed, restarted on the same port), its CLI commands, and a tiny HTTP/1.1 client.
+//! Running the cart shop from tests: in-process through the test kit ([`shop`]), and as the
+//! `cart` binary (a temp directory, the server process started, killed and restarted on the
+//! same port, its CLI commands, and a one-request HTTP/1.1 client that sends the cookie it is
+//! given and keeps nothing).
 #![allow(dead_code, unreachable_pub)] // each test file uses its own part of this module
+
+pub mod shop;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The environment variables the app reads: cleared, so the caller's shell cannot steer a test.
 const APP_VARS: &[&str] = &[
+    "SESSIONS_FRAMEWORK",
     "SESSIONS_STORE",
     "PORT",
     "SESSIONS_DB",
@@ -68,6 +73,7 @@ pub fn run_cart(args: &[&str]) -> Output {
 
 /// The `cart` server, running with a SQLite file; killed when dropped.
 pub struct CartServer {
+    framework: &'static str,
     db: PathBuf,
     log: PathBuf,
     port: u16,
@@ -75,9 +81,10 @@ pub struct CartServer {
 }
 
 impl CartServer {
-    /// Starts the server on any free port with sessions in `db`.
-    pub fn start(db: &Path, log: &Path) -> Self {
+    /// Starts the server (`--framework axum` or `actix`) on any free port with sessions in `db`.
+    pub fn start(framework: &'static str, db: &Path, log: &Path) -> Self {
         let mut server = CartServer {
+            framework,
             db: db.to_owned(),
             log: log.to_owned(),
             port: 0,
@@ -104,12 +111,21 @@ impl CartServer {
             .expect("open the server log");
         let port = self.port.to_string();
         let db = self.db.display().to_string();
-        let mut child = cart_command(&["--store", "sqlite", "--db", &db, "--port", &port])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start the cart binary");
+        let mut child = cart_command(&[
+            "--framework",
+            self.framework,
+            "--store",
+            "sqlite",
+            "--db",
+            &db,
+            "--port",
+            &port,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start the cart binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let (lines, first) = mpsc::channel();
         std::thread::spawn(move || {

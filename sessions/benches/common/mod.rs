@@ -17,6 +17,9 @@ use sessions::{Format, Key};
 use tower::ServiceExt;
 use tower_sessions::cookie::Key as TowerKey;
 
+#[cfg(feature = "actix")]
+pub(crate) mod actix;
+pub(crate) mod load;
 mod suite;
 pub(crate) use suite::*;
 
@@ -34,6 +37,7 @@ pub(crate) struct Item {
 
 /// The cart as a `sessions` user declares it.
 #[derive(Session, Default)]
+#[session(name = "cart")]
 pub(crate) struct Cart {
     user_id: Option<u64>,
     items: Vec<Item>,
@@ -418,7 +422,7 @@ pub(crate) async fn sessions_sqlite(dir: &TempDir, name: &str, format: Format) -
 /// `SqliteStore::open` sets up its own: WAL, synchronous=NORMAL, a 5 s busy timeout.
 #[cfg(feature = "sqlite")]
 pub(crate) async fn tower_sqlite(dir: &TempDir, name: &str) -> Router {
-    use tower_sessions_sqlx_store::sqlx::sqlite::{
+    use sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
     };
     let options = SqliteConnectOptions::new()
@@ -435,4 +439,75 @@ pub(crate) async fn tower_sqlite(dir: &TempDir, name: &str) -> Router {
     let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
     store.migrate().await.expect("create the table");
     tower014::app(store)
+}
+
+// ---- PostgreSQL -------------------------------------------------------------------------------
+
+/// The server the PostgreSQL pair runs against: `SESSIONS_BENCH_POSTGRES_URL`, else
+/// `SESSIONS_TEST_POSTGRES_URL`, else the local server.
+pub(crate) fn postgres_url() -> String {
+    ["SESSIONS_BENCH_POSTGRES_URL", "SESSIONS_TEST_POSTGRES_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `options` with `BENCH_PG_CONNECTIONS` connections at most, when it is set (both libraries'
+/// default is sqlx's, 10).
+#[cfg(feature = "postgres")]
+fn postgres_pool_size(options: sqlx::postgres::PgPoolOptions) -> sqlx::postgres::PgPoolOptions {
+    match std::env::var("BENCH_PG_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) => options.max_connections(n),
+        None => options,
+    }
+}
+
+/// `PostgresStore` (its own pool settings, `PostgresStore::connect_with`) on the new table
+/// `table`, its connections named `application_name`.
+#[cfg(feature = "postgres")]
+pub(crate) async fn sessions_postgres(
+    url: &str,
+    table: &str,
+    application_name: &str,
+    format: Format,
+) -> (PostgresStore, Router) {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .expect("a PostgreSQL URL")
+        .application_name(application_name);
+    let pool = postgres_pool_size(PostgresStore::pool_options())
+        .connect_with(options)
+        .await
+        .expect("connect to PostgreSQL");
+    let store = PostgresStore::from_pool(pool).table_name(table);
+    store.migrate().await.expect("create the table");
+    (store.clone(), app_sessions(sessions_layer(store, format)))
+}
+
+/// tower-sessions-sqlx-store's `PostgresStore` on the new schema `schema` (its table
+/// `session`), on a pool made with `options` (its docs' `PgPool::connect(url)` is
+/// `PgPoolOptions::new()`), its connections named `application_name`.
+#[cfg(feature = "postgres")]
+pub(crate) async fn tower_postgres(
+    url: &str,
+    schema: &str,
+    application_name: &str,
+    options: sqlx::postgres::PgPoolOptions,
+) -> (sqlx::PgPool, Router) {
+    use std::str::FromStr;
+    let connect = sqlx::postgres::PgConnectOptions::from_str(url)
+        .expect("a PostgreSQL URL")
+        .application_name(application_name);
+    let pool = postgres_pool_size(options)
+        .connect_with(connect)
+        .await
+        .expect("connect to PostgreSQL");
+    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone())
+        .with_schema_name(schema)
+        .expect("a schema name");
+    store.migrate().await.expect("create the schema and table");
+    (pool, tower014::app(store))
 }

@@ -1,5 +1,7 @@
-//! The interleaved runner and report shared by `http.rs` and `sqlite_http.rs`, and statistics.
+//! The interleaved runner and report shared by `http.rs` and `actix.rs`, and statistics.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use super::{Client, W1, W2};
@@ -99,13 +101,41 @@ pub(crate) fn passes_for(target: Duration, one_pass: Duration) -> usize {
 
 // ---- the interleaved runner -------------------------------------------------------------------
 
+/// A client of one app, whatever framework serves it: sends `n` requests to `path`, round-robin
+/// over its sessions (the axum apps' [`Client`], the actix apps' `ActixClient`).
+pub(crate) trait Requests {
+    /// `n` requests to `path`; the future runs on one thread (actix-web's are not `Send`).
+    fn run<'a>(
+        &'a mut self,
+        path: &'static str,
+        n: usize,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+    /// `name=value` of each session's cookie (to send the same cookies to a floor app).
+    fn cookies(&self) -> Vec<Vec<u8>>;
+}
+
+impl Requests for Client {
+    fn run<'a>(
+        &'a mut self,
+        path: &'static str,
+        n: usize,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+        Box::pin(Client::run(self, path, n))
+    }
+
+    fn cookies(&self) -> Vec<Vec<u8>> {
+        self.cookies.iter().map(|c| c.as_bytes().to_vec()).collect()
+    }
+}
+
 /// One library configuration inside a pair.
 pub(crate) struct Variant {
     pub(crate) pair: &'static str,
     pub(crate) name: &'static str,
-    /// `sessions` (true) or tower-sessions (false).
+    /// `sessions` (true) or the incumbent (false).
     pub(crate) ours: bool,
-    pub(crate) client: Client,
+    pub(crate) client: Box<dyn Requests>,
 }
 
 /// One thing measured each round.
@@ -124,6 +154,8 @@ pub(crate) struct Settings {
     pub(crate) sample: Duration,
     pub(crate) sessions: usize,
     pub(crate) cpu: Cpu,
+    /// The targets printed beside the W1 and W2 overhead ratios, if any.
+    pub(crate) targets: Option<[&'static str; 2]>,
 }
 
 /// What a suite measured.
@@ -139,9 +171,11 @@ pub(crate) struct Results {
 pub(crate) fn run(
     rt: &tokio::runtime::Runtime,
     mut variants: Vec<Variant>,
-    mut floor: Client,
+    mut floor: Box<dyn Requests>,
     settings: Settings,
 ) -> Results {
+    // Inside a `LocalSet`: the actix apps' futures must stay on this thread.
+    let local = tokio::task::LocalSet::new();
     let started = Instant::now();
     let new = |variant, path| Measure {
         variant,
@@ -165,7 +199,7 @@ pub(crate) fn run(
         let mut one = Duration::ZERO;
         for _ in 0..2 {
             let start = Instant::now();
-            rt.block_on(client.run(m.path, n));
+            local.block_on(rt, client.run(m.path, n));
             one = start.elapsed();
         }
         m.passes = passes_for(settings.sample, one);
@@ -180,7 +214,7 @@ pub(crate) fn run(
             };
             let requests = m.passes * n;
             let t = time_requests(requests, settings.cpu, || {
-                rt.block_on(client.run(m.path, requests));
+                local.block_on(rt, client.run(m.path, requests));
             });
             m.cpu.push(t.cpu_ns);
             m.wall.push(t.wall_ns);
@@ -279,13 +313,16 @@ impl Results {
             };
             println!();
             for &i in in_pair.iter().filter(|&&i| self.variants[i].ours) {
-                for (path, w, target) in [(W1, "W1", "1/10 = 0.100"), (W2, "W2", "1/15 = 0.067")] {
+                for (k, (path, w)) in [(W1, "W1"), (W2, "W2")].into_iter().enumerate() {
+                    let target = self.settings.targets.map_or(String::new(), |targets| {
+                        format!("; target ≤ {}", targets[k])
+                    });
                     let ours = time(self.find(Some(i), path));
                     let other = time(self.find(Some(theirs), path));
                     let of_medians =
                         (ours.median() - floor.median()) / (other.median() - floor.median());
                     println!(
-                        "- ({w}−W0) {} / ({w}−W0) {}: {of_medians:.3} (per round: {}); target ≤ {target}",
+                        "- ({w}−W0) {} / ({w}−W0) {}: {of_medians:.3} (per round: {}){target}",
                         self.variants[i].name,
                         self.variants[theirs].name,
                         round_ratios(&ours, &other, &floor).show(3),

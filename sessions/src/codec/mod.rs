@@ -1,4 +1,4 @@
-//! Codecs: how one field value becomes bytes, and how a whole [`Record`](crate::Record) is framed.
+//! Codecs: how one field value becomes bytes (a whole record's framing is `record`'s job).
 //!
 //! Every field of a session struct is encoded on its own, so a save can carry only the fields
 //! that changed. Two codecs exist:
@@ -130,7 +130,3 @@ impl std::fmt::Display for Format {
         })
     }
 }
-
-/// The first bytes of a record in the binary form. No JSON text starts with a zero byte, so the
-/// first byte of stored bytes tells the two forms apart.
-pub(crate) const BINARY_MARKER: [u8; 4] = [0x00, b'S', b'B', 0x01];

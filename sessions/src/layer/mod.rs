@@ -1,33 +1,26 @@
-//! [`SessionLayer`]: the tower middleware that loads sessions lazily and saves what changed.
-
-mod expiry_slot;
-mod finish;
-
-pub(crate) use expiry_slot::{expiry_slot, stored_expiry};
+//! [`SessionLayer`]: the builder of a session configuration, and the tower middleware that
+//! wraps it around a service. The request's session itself (`crate::session`) knows no
+//! framework; this file only reads a request's headers into it and writes its outcome into the
+//! response.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, Request, Response, header::COOKIE};
 
 use crate::codec::Format;
 use crate::cookie::CookieConfig;
-use crate::error::RegistryError;
+use crate::errors::RegistryError;
 use crate::expiry::{Clock, Expiry, SystemClock};
-use crate::handle::{Incoming, RequestSession, SessionHandle};
-use crate::id::SessionId;
 use crate::registry::{MigrationCount, Registry};
 use crate::schema::Session;
-use crate::store::{CookieStore, SessionStore};
-
-/// Where sessions are kept: a server-side store, or the cookie itself.
-#[derive(Clone)]
-pub(crate) enum Backend {
-    Store(Arc<dyn SessionStore>),
-    Cookie(CookieStore),
-}
+use crate::session::{
+    Backend, Config, OwnedSession, Rejected, RequestSession, SessionHandle, SessionRejection,
+    Source, Transport,
+};
+use crate::store::{CookieStore, SessionStore, StoreError};
 
 /// What [`SessionLayer::new`] takes: any [`SessionStore`], or a [`CookieStore`].
 ///
@@ -35,7 +28,8 @@ pub(crate) enum Backend {
 /// under; it sits behind the same layer and extractors, not behind the `SessionStore` trait.
 ///
 /// ```
-/// use sessions::{IntoBackend, MemoryStore};
+/// use sessions::MemoryStore;
+/// use sessions::IntoBackend;
 /// fn takes(_: impl IntoBackend) {}
 /// takes(MemoryStore::new());
 /// ```
@@ -56,29 +50,16 @@ impl<S: SessionStore> IntoBackend for S {
 
 impl IntoBackend for CookieStore {
     fn into_backend(self) -> BackendBox {
-        BackendBox(Backend::Cookie(self))
+        BackendBox(Backend::Cookie(Arc::new(self)))
     }
 }
 
-/// How the session id travels.
-#[derive(Clone, Debug)]
-pub(crate) enum Transport {
-    Cookie,
-    Header(HeaderName),
-}
-
-/// Everything the layer was configured with.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) backend: Backend,
-    pub(crate) registry: Registry,
-    pub(crate) cookie: CookieConfig,
-    pub(crate) transport: Transport,
-    pub(crate) expiry: Expiry,
-    pub(crate) format: Format,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Saves carry the slot revisions they were made against (see `optimistic_concurrency`).
-    pub(crate) optimistic: bool,
+/// A store chosen at run time: `SessionLayer::new(choice)`, where `choice` is the
+/// [`into_backend`](IntoBackend::into_backend) of whichever store the configuration named.
+impl IntoBackend for BackendBox {
+    fn into_backend(self) -> BackendBox {
+        self
+    }
 }
 
 /// The session middleware: `SessionLayer::new(store).register::<Cart>()`.
@@ -99,6 +80,7 @@ pub(crate) struct Config {
 /// use std::time::Duration;
 ///
 /// #[derive(Session, Default)]
+/// #[session(name = "cart")]
 /// struct Cart { items: Vec<String> }
 ///
 /// let layer = SessionLayer::new(MemoryStore::new())
@@ -132,8 +114,23 @@ impl SessionLayer {
                 format: Format::Json,
                 clock: Arc::new(SystemClock),
                 optimistic: false,
+                max_sessions_per_owner: None,
+                capture_agent: false,
+                on_rejection: None,
             }),
         }
+    }
+
+    /// What the layer was configured with.
+    #[cfg(any(feature = "actix", feature = "testing"))]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration, shared (each request's session holds it).
+    #[cfg(feature = "actix")]
+    pub(crate) fn config_arc(&self) -> Arc<Config> {
+        self.config.clone()
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -149,7 +146,7 @@ impl SessionLayer {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let layer = SessionLayer::new(MemoryStore::new()).register::<Cart>();
     /// assert!(layer.registry().is_registered::<Cart>());
     /// ```
@@ -186,7 +183,7 @@ impl SessionLayer {
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
     /// use sessions::CookieConfig;
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let layer = SessionLayer::new(MemoryStore::new())
     ///     .register::<Cart>()
@@ -213,6 +210,20 @@ impl SessionLayer {
     /// Carries the session id in a request and response header (`x-session-id` style, for
     /// APIs) instead of a cookie. Not for the cookie store.
     ///
+    /// The client sends the id in that header; surrounding whitespace is trimmed, anything
+    /// malformed or unknown is a fresh session. The response carries the header only when the
+    /// id changes: on the response that creates the session, and on the one of a
+    /// [`cycle_id()`](crate::SessionHandle::cycle_id) (keep the new value from then on). A
+    /// save or an expiry refresh under the same id sends nothing (there is no `Max-Age` to
+    /// move), and a [`destroy()`](crate::SessionHandle::destroy) sends the header with an empty
+    /// value: forget the id. A flash written after the destroy goes into a new session, whose
+    /// id then comes in the header instead of the empty value.
+    ///
+    /// A browser script reading the header from a cross-origin response needs the server to
+    /// list it in `Access-Control-Expose-Headers` (e.g. `tower_http::cors::CorsLayer::
+    /// expose_headers([name])`); without it, `fetch()` sees no header and every request starts
+    /// a new session.
+    ///
     /// ```
     /// # use sessions::prelude::*;
     /// # use sessions::MemoryStore;
@@ -234,7 +245,7 @@ impl SessionLayer {
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
     /// use sessions::Expiry;
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let layer = SessionLayer::new(MemoryStore::new())
     ///     .register::<Cart>()
@@ -255,7 +266,7 @@ impl SessionLayer {
 
     /// Optimistic concurrency, off by default (last writer wins). When on, every save carries
     /// the revision of each slot it changes as the request loaded it, and the store refuses the
-    /// whole save with a [`Conflict`](crate::Conflict) if another request changed that slot
+    /// whole save with a [`Conflict`](crate::errors::Conflict) if another request changed that slot
     /// meanwhile: of two requests that change one session type concurrently, the second fails.
     /// A handler that wants to retry calls [`SessionHandle::save`] itself (then
     /// [`SessionHandle::reload`] on a conflict); a conflict the layer meets after the handler
@@ -266,7 +277,7 @@ impl SessionLayer {
     ///
     /// ```
     /// use sessions::prelude::*;
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// let layer = SessionLayer::new(MemoryStore::new())
     ///     .register::<Cart>()
     ///     .optimistic_concurrency(true);
@@ -277,6 +288,98 @@ impl SessionLayer {
         self
     }
 
+    /// At most `n` sessions per owner (see `#[session(owner)]`): when a login binds one more,
+    /// the oldest logins of that owner are ended, so that the `n` newest stay. Two logins at
+    /// the same moment agree on which survive. Server-side stores only.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// let layer = SessionLayer::new(MemoryStore::new()).max_sessions_per_owner(3);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_sessions_per_owner(mut self, n: usize) -> Self {
+        self.config_mut().max_sessions_per_owner = Some(n.max(1));
+        self
+    }
+
+    /// Records the `User-Agent` of the request that binds a session to an owner (a login), for
+    /// a "where you are signed in" page. Off by default: the user agent is personal data a
+    /// store then keeps for the session's life, and it helps fingerprint a user; turn it on
+    /// when you show it to the user.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// let layer = SessionLayer::new(MemoryStore::new()).capture_user_agent(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn capture_user_agent(mut self, on: bool) -> Self {
+        self.config_mut().capture_agent = on;
+        self
+    }
+
+    /// Shapes the response of every session rejection: an extractor's (`Typed<T>`,
+    /// `SessionHandle`, …) and the layer's own when a handler's changes could not be stored
+    /// ([`SessionRejection::NotSaved`]). The hook gets the rejection (log it, or match on it)
+    /// and returns the response; the session's headers (a removal cookie, `Cache-Control`) are
+    /// added to it. Without a hook the client gets [`SessionRejection::to_response`]: the status
+    /// and a plain sentence, with the details in the log only.
+    ///
+    /// Under tower the body reaches the client when the service's body type is axum's `Body`,
+    /// `String`, `Bytes`, `Vec<u8>` or `http_body_util::Full<Bytes>`; with another body type the
+    /// response keeps the hook's status and headers and an empty body. actix-web takes any body.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// use sessions::SessionRejection;
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new()).on_rejection(|rejection: &SessionRejection| {
+    ///     let mut response = rejection.to_response();
+    ///     if rejection.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+    ///         *response.body_mut() = "<h1>Back in a minute</h1>".into();
+    ///         let html = http::HeaderValue::from_static("text/html; charset=utf-8");
+    ///         response.headers_mut().insert(http::header::CONTENT_TYPE, html);
+    ///     }
+    ///     response
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn on_rejection(
+        mut self,
+        hook: impl Fn(&SessionRejection) -> Response<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config_mut().on_rejection = Some(Arc::new(hook));
+        self
+    }
+
+    /// The live sessions of `owner` (as rendered: `"42"` for `user_id: Some(42)`), newest login
+    /// first: for admin pages and jobs, outside a request. One indexed lookup in every store of
+    /// this crate. A clone of the layer kept outside the router reaches the same store.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let layer = SessionLayer::new(MemoryStore::new());
+    /// assert!(layer.sessions_of("42").await.unwrap().is_empty());
+    /// # });
+    /// ```
+    pub async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, StoreError> {
+        crate::session::list_owned(&self.config, owner).await
+    }
+
+    /// Ends every session of `owner` (after an admin resets a password, say); how many ended.
+    /// For a `CookieStore` this needs its revocation list (`CookieStore::revocations`).
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let layer = SessionLayer::new(MemoryStore::new());
+    /// assert_eq!(layer.revoke_owner("42").await.unwrap(), 0);
+    /// # });
+    /// ```
+    pub async fn revoke_owner(&self, owner: &str) -> Result<usize, StoreError> {
+        crate::session::revoke_owned(&self.config, owner).await
+    }
+
     /// The codec changed fields are written in. Stored data in the other codec still loads.
     ///
     /// ```
@@ -285,7 +388,7 @@ impl SessionLayer {
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
     /// use sessions::{Format, SessionId};
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
     /// let layer = SessionLayer::new(store.clone()).register::<Cart>().format(Format::Json);
@@ -297,7 +400,7 @@ impl SessionLayer {
     /// let response = app.oneshot(Request::new(())).await.unwrap();
     /// let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
     /// let id = SessionId::parse(&cookie["session=".len()..cookie.find(';').unwrap()]).unwrap();
-    /// let stored = store.load(&id.key()).await.unwrap().unwrap();
+    /// let stored = store.load(&id.key()).await.unwrap().unwrap().into_session().unwrap();
     /// assert_eq!(stored.record.slot("cart").unwrap().format(), Some(Format::Json));
     /// # });
     /// ```
@@ -306,7 +409,7 @@ impl SessionLayer {
         self
     }
 
-    /// The clock expiry is computed with (a [`ManualClock`](crate::ManualClock) in tests).
+    /// The clock expiry is computed with (a [`ManualClock`](crate::clock::ManualClock) in tests).
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -314,8 +417,9 @@ impl SessionLayer {
     /// use http::{Request, Response, header::SET_COOKIE};
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
-    /// use sessions::{Clock, Expiry, ManualClock, SessionId};
-    /// #[derive(Session, Default)] struct Cart { n: u32 }
+    /// use sessions::{Expiry, SessionId};
+    /// use sessions::clock::{Clock, ManualClock};
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let clock = ManualClock::new();
     /// let store = MemoryStore::with_clock(clock.clone());
@@ -331,7 +435,7 @@ impl SessionLayer {
     /// let response = app.oneshot(Request::new(())).await.unwrap();
     /// let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
     /// let key = SessionId::parse(&cookie["session=".len()..cookie.find(';').unwrap()]).unwrap().key();
-    /// let stored = store.load(&key).await.unwrap().unwrap();
+    /// let stored = store.load(&key).await.unwrap().unwrap().into_session().unwrap();
     /// assert_eq!(stored.deadline.expires_at, clock.now() + Duration::from_secs(60));
     /// clock.advance(Duration::from_secs(61));
     /// assert!(store.load(&key).await.unwrap().is_none()); // expired, without sleeping
@@ -362,19 +466,20 @@ impl SessionLayer {
     /// use http::{Request, Response, header::COOKIE};
     /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
-    /// use sessions::{Deadline, Format, MigrationCount, Record, SessionId, Slot};
+    /// use sessions::{Format, SessionId};
+    /// use sessions::store::{Deadline, Record, Slot};
+    /// use sessions::migrate::MigrationCount;
     /// #[derive(Session, Default)] #[session(name = "cart", version = 1)] struct CartV1 { n: u32 }
     /// #[derive(Session, Default)] #[session(name = "cart", version = 2, migrate_from = CartV1)] struct Cart { n: u64 }
     /// impl From<CartV1> for Cart { fn from(v1: CartV1) -> Self { Cart { n: v1.n.into() } } }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// // A session stored by an older deployment, at version 1.
     /// let store = MemoryStore::new();
-    /// let id = SessionId::generate().unwrap();
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "2".into())]));
     /// let now = SystemTime::now();
     /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
-    /// store.create(&id.key(), &record, deadline).await.unwrap();
+    /// let id = sessions::store::create_session(&store, record, deadline).await.unwrap();
     ///
     /// let layer = SessionLayer::new(store).register::<Cart>();
     /// assert!(layer.migration_counts().is_empty());
@@ -450,8 +555,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let incoming = incoming(&self.config, request.headers());
-        let session = Arc::new(RequestSession::new(self.config.clone(), incoming));
+        let config = &self.config;
+        let headers = request.headers();
+        let source = Source::read(
+            config,
+            headers.get_all(COOKIE).iter().map(|value| value.as_bytes()),
+            config
+                .id_header()
+                .and_then(|name| headers.get(name))
+                .map(|value| value.as_bytes()),
+        );
+        let agent = config
+            .capture_agent
+            .then(|| headers.get(http::header::USER_AGENT))
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let session = Arc::new(RequestSession::new(config.clone(), source, agent));
         request
             .extensions_mut()
             .insert(SessionHandle(session.clone()));
@@ -460,36 +580,73 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut response = inner.call(request).await?;
-            if !finish::nothing_to_do(&session, &response) {
-                // Boxed: a read-only request's future stays small (and allocates less).
-                Box::pin(finish::finish(&session, &mut response)).await;
+            let config = &session.config;
+            let outcome = match session.after(response.status()) {
+                Some(work) => Some(work.await),
+                None => None,
+            };
+            if let Some(failure) = outcome.as_ref().and_then(|outcome| outcome.failure) {
+                response = with_body(config.rejection_response(&failure.into()));
+            } else if config.on_rejection.is_some()
+                && let Some(Rejected(rejection)) = response.extensions().get::<Rejected>()
+            {
+                response = with_body(config.rejection_response(rejection));
+            }
+            if let Some(outcome) = outcome {
+                outcome.write_headers(config, response.headers_mut());
             }
             Ok(response)
         })
     }
 }
 
-/// Reads the session id (or sealed cookie) the request carries.
-fn incoming(config: &Config, headers: &http::HeaderMap) -> Incoming {
-    let value = match &config.transport {
-        Transport::Cookie => config.cookie.find(headers),
-        Transport::Header(name) => headers.get(name).and_then(|v| v.to_str().ok()),
-    };
-    let Some(value) = value.filter(|v| !v.is_empty()) else {
-        return Incoming::Nothing;
-    };
-    match &config.backend {
-        Backend::Cookie(_) => Incoming::Token(value.to_owned()),
-        Backend::Store(_) => match SessionId::parse(value) {
-            Some(id) => Incoming::Id(id),
-            None => {
-                tracing::warn!(
-                    target: "sessions",
-                    length = value.len(),
-                    "malformed session id refused; starting a new session"
-                );
-                Incoming::Nothing
-            }
-        },
+/// A rejection's response in the service's body type (see [`SessionLayer::on_rejection`]).
+fn with_body<B: Default + 'static>(response: Response<String>) -> Response<B> {
+    let (parts, text) = response.into_parts();
+    Response::from_parts(parts, body_of(text))
+}
+
+/// `text` as a `B`, for the body types that can hold it; an empty `B` for the others.
+fn body_of<B: Default + 'static>(text: String) -> B {
+    let mut body: Option<B> = None;
+    let slot: &mut dyn std::any::Any = &mut body;
+    if let Some(slot) = slot.downcast_mut::<Option<String>>() {
+        *slot = Some(text);
+    } else if let Some(slot) = slot.downcast_mut::<Option<bytes::Bytes>>() {
+        *slot = Some(text.into());
+    } else if let Some(slot) = slot.downcast_mut::<Option<Vec<u8>>>() {
+        *slot = Some(text.into());
+    } else {
+        dependency_body(slot, text);
+    }
+    body.unwrap_or_default()
+}
+
+/// The body types of the optional dependencies.
+fn dependency_body(slot: &mut dyn std::any::Any, text: String) {
+    #[cfg(feature = "axum")]
+    if let Some(slot) = slot.downcast_mut::<Option<axum::body::Body>>() {
+        *slot = Some(text.into());
+        return;
+    }
+    #[cfg(feature = "testing")]
+    if let Some(slot) = slot.downcast_mut::<Option<http_body_util::Full<bytes::Bytes>>>() {
+        *slot = Some(text.into());
+        return;
+    }
+    let _ = (slot, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_of;
+
+    #[test]
+    fn a_rejection_text_goes_into_the_body_types_that_hold_text() {
+        assert_eq!(body_of::<String>("sorry".into()), "sorry");
+        assert_eq!(body_of::<bytes::Bytes>("sorry".into()), "sorry");
+        assert_eq!(body_of::<Vec<u8>>("sorry".into()), b"sorry");
+        // Any other body type gets its empty value: the status and headers still tell.
+        body_of::<()>("sorry".into());
     }
 }

@@ -4,11 +4,13 @@ use bytes::Bytes;
 
 use super::{Name, Slot};
 use crate::codec::Format;
+use crate::dirty::DirtySet;
 
 /// What one save changes in one slot.
 ///
 /// ```
-/// use sessions::{Format, Slot, SlotChange};
+/// use sessions::Format;
+/// use sessions::store::{Slot, SlotChange};
 /// let put = SlotChange::Put(Slot::new("cart", 1, Format::Json, vec![]));
 /// let remove = SlotChange::Remove { slot: "cart".into() };
 /// assert_ne!(put, remove);
@@ -17,8 +19,25 @@ use crate::codec::Format;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SlotChange {
-    /// Write the whole slot (new, migrated, replaced, or re-encoded in another format).
+    /// Write the whole slot, replacing whatever is stored under its name.
     Put(Slot),
+    /// A whole slot a request made from what it loaded: a new one (nothing was stored), one
+    /// migrated from an older version, or one re-encoded in another format.
+    ///
+    /// Written whole while the stored slot is still the one the request loaded (its revision is
+    /// `base`; 0: absent). When another request wrote the slot meanwhile in this version and
+    /// format (it made the same first write, migration or re-encoding), only the `changed`
+    /// fields are written, so both requests' changes survive. Otherwise the change is refused
+    /// ([`ApplyError`](crate::errors::ApplyError)), unless `changed` is empty: then it was only the
+    /// write-back of a migration or re-encoding, and it is dropped.
+    Rewrite {
+        /// The slot as the request would store it.
+        slot: Slot,
+        /// The revision of the stored slot the request loaded (0: nothing was stored).
+        base: u64,
+        /// The fields the request changed, by index into `slot`'s fields.
+        changed: DirtySet,
+    },
     /// Update these fields of a stored slot that has this version and format.
     Fields {
         /// The slot's key.
@@ -41,7 +60,8 @@ impl SlotChange {
     /// The key of the slot this change is about.
     ///
     /// ```
-    /// use sessions::{Format, SlotChange};
+    /// use sessions::Format;
+    /// use sessions::store::SlotChange;
     /// let change = SlotChange::Fields {
     ///     slot: "prefs".into(), version: 1, format: Format::Json, fields: vec![("dark".into(), "true".into())],
     /// };
@@ -49,16 +69,58 @@ impl SlotChange {
     /// ```
     pub fn slot_name(&self) -> &str {
         match self {
-            SlotChange::Put(slot) => slot.name(),
+            SlotChange::Put(slot) | SlotChange::Rewrite { slot, .. } => slot.name(),
             SlotChange::Fields { slot, .. } | SlotChange::Remove { slot } => slot,
         }
+    }
+}
+
+/// Stands in for a change while it is merged.
+const PLACEHOLDER: SlotChange = SlotChange::Remove {
+    slot: std::borrow::Cow::Borrowed(""),
+};
+
+/// `later` on top of `earlier` (of the same slot), when neither is a field update that merges
+/// in place (see [`Changeset::push`]).
+fn merged(earlier: SlotChange, later: SlotChange) -> SlotChange {
+    match (earlier, later) {
+        // Two values of one slot in one request: each one's changed fields survive, the later
+        // one's where both changed a field.
+        (
+            SlotChange::Rewrite {
+                slot: earlier_slot,
+                changed: earlier_changed,
+                ..
+            },
+            SlotChange::Rewrite {
+                mut slot,
+                base,
+                mut changed,
+            },
+        ) if earlier_slot.has_header(slot.version, slot.format_tag) => {
+            for index in earlier_changed.iter() {
+                if !changed.contains(index)
+                    && let Some((name, bytes)) = earlier_slot.field_at(index)
+                {
+                    changed.insert(slot.set_field(name.clone(), bytes.clone()));
+                }
+            }
+            SlotChange::Rewrite {
+                slot,
+                base,
+                changed,
+            }
+        }
+        // A slot removed, then made anew: the new one replaces whatever is stored.
+        (SlotChange::Remove { .. }, SlotChange::Rewrite { slot, .. }) => SlotChange::Put(slot),
+        (_, later) => later,
     }
 }
 
 /// Everything one save changes: at most one [`SlotChange`] per slot.
 ///
 /// ```
-/// use sessions::{Changeset, SlotChange};
+/// use sessions::store::{Changeset, SlotChange};
 /// let mut changes = Changeset::new();
 /// assert!(changes.is_empty());
 /// changes.push(SlotChange::Remove { slot: "cart".into() });
@@ -75,7 +137,7 @@ impl Changeset {
     /// An empty changeset.
     ///
     /// ```
-    /// use sessions::Changeset;
+    /// use sessions::store::Changeset;
     /// let changes = Changeset::new();
     /// assert!(changes.is_empty());
     /// assert_eq!(changes.len(), 0);
@@ -88,7 +150,8 @@ impl Changeset {
     /// updates fields of the same version and format, and replaces it otherwise.
     ///
     /// ```
-    /// use sessions::{Changeset, Format, SlotChange};
+    /// use sessions::Format;
+    /// use sessions::store::{Changeset, SlotChange};
     /// let update = |field: &'static str| SlotChange::Fields {
     ///     slot: "cart".into(), version: 1, format: Format::Json, fields: vec![(field.into(), "1".into())],
     /// };
@@ -128,6 +191,19 @@ impl Changeset {
                 }
             }
             (
+                SlotChange::Rewrite { slot, changed, .. },
+                SlotChange::Fields {
+                    version,
+                    format,
+                    fields,
+                    ..
+                },
+            ) if slot.version == version && slot.format_tag == format.tag() => {
+                for (name, bytes) in fields {
+                    changed.insert(slot.set_field(name, bytes));
+                }
+            }
+            (
                 SlotChange::Fields {
                     version: earlier_version,
                     format: earlier_format,
@@ -148,16 +224,16 @@ impl Changeset {
                     }
                 }
             }
-            (earlier, change) => *earlier = change,
+            (earlier, change) => *earlier = merged(std::mem::replace(earlier, PLACEHOLDER), change),
         }
     }
 
-    /// Optimistic concurrency: the save must fail with a [`Conflict`](crate::Conflict), writing
+    /// Optimistic concurrency: the save must fail with a [`Conflict`](crate::errors::Conflict), writing
     /// nothing, unless slot `slot` is stored at `revision` (0: the slot must be absent). A later
     /// call for the same slot replaces the earlier one.
     ///
     /// ```
-    /// use sessions::Changeset;
+    /// use sessions::store::Changeset;
     /// let mut changes = Changeset::new();
     /// changes.expect("cart", 3);
     /// changes.expect("cart", 4);
@@ -175,7 +251,7 @@ impl Changeset {
     /// Whether the save expects slot `slot` at some revision.
     ///
     /// ```
-    /// use sessions::Changeset;
+    /// use sessions::store::Changeset;
     /// let mut changes = Changeset::new();
     /// changes.expect("cart", 0);
     /// assert!(changes.expects("cart") && !changes.expects("prefs"));
@@ -187,7 +263,7 @@ impl Changeset {
     /// The slot revisions the save expects, as `(slot, revision)`.
     ///
     /// ```
-    /// use sessions::Changeset;
+    /// use sessions::store::Changeset;
     /// let mut changes = Changeset::new();
     /// changes.expect("cart", 2);
     /// changes.expect("prefs", 0);
@@ -202,7 +278,7 @@ impl Changeset {
     /// Whether nothing changes.
     ///
     /// ```
-    /// use sessions::{Changeset, SlotChange};
+    /// use sessions::store::{Changeset, SlotChange};
     /// let mut changes = Changeset::new();
     /// assert!(changes.is_empty());
     /// changes.push(SlotChange::Remove { slot: "cart".into() });
@@ -215,7 +291,7 @@ impl Changeset {
     /// How many slots change.
     ///
     /// ```
-    /// use sessions::{Changeset, SlotChange};
+    /// use sessions::store::{Changeset, SlotChange};
     /// let mut changes = Changeset::new();
     /// changes.push(SlotChange::Remove { slot: "cart".into() });
     /// changes.push(SlotChange::Remove { slot: "prefs".into() });
@@ -229,7 +305,7 @@ impl Changeset {
     /// The changes, one per slot.
     ///
     /// ```
-    /// use sessions::{Changeset, SlotChange};
+    /// use sessions::store::{Changeset, SlotChange};
     /// let changes: Changeset = ["cart", "prefs"]
     ///     .into_iter()
     ///     .map(|name| SlotChange::Remove { slot: name.into() })

@@ -10,7 +10,8 @@ use crate::slot_check::SlotCheck;
 /// field encoded on its own.
 ///
 /// ```
-/// use sessions::{Format, Slot};
+/// use sessions::Format;
+/// use sessions::store::Slot;
 /// let slot = Slot::new("cart", 2, Format::Json, vec![("items".into(), "[]".into())]);
 /// assert_eq!(slot.version(), 2);
 /// assert_eq!(slot.field("items").map(|b| &b[..]), Some(&b"[]"[..]));
@@ -35,7 +36,8 @@ impl Slot {
     /// A slot named after its type.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]);
     /// assert_eq!(slot.name(), "cart");
     /// assert_eq!(slot.type_tag(), "cart");
@@ -63,7 +65,7 @@ impl Slot {
     /// A slot as read from a store, whose type tag and format tag are taken as found.
     ///
     /// ```
-    /// use sessions::Slot;
+    /// use sessions::store::Slot;
     /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 9, vec![]);
     /// assert_eq!(slot.format(), None); // tag 9 is no format this build knows
     /// ```
@@ -127,7 +129,7 @@ impl Slot {
     /// The key the slot is stored under (the session type's name).
     ///
     /// ```
-    /// use sessions::Slot;
+    /// use sessions::store::Slot;
     /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 1, vec![]);
     /// assert_eq!(slot.name(), "cart");
     /// ```
@@ -138,7 +140,7 @@ impl Slot {
     /// The stored `__type__`; equal to [`Slot::name`] unless the data was tampered with.
     ///
     /// ```
-    /// use sessions::Slot;
+    /// use sessions::store::Slot;
     /// let slot = Slot::from_parts("cart".into(), "admin".into(), 1, 1, vec![]);
     /// assert_ne!(slot.type_tag(), slot.name()); // tampered: stored under `cart`, claims to be `admin`
     /// ```
@@ -149,7 +151,8 @@ impl Slot {
     /// The stored `__v__`.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// assert_eq!(Slot::new("cart", 3, Format::Json, vec![]).version(), 3);
     /// ```
     pub fn version(&self) -> u32 {
@@ -159,7 +162,8 @@ impl Slot {
     /// The format the fields are encoded in, if this build supports it.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// assert_eq!(Slot::new("cart", 1, Format::Json, vec![]).format(), Some(Format::Json));
     /// assert_eq!(Slot::from_parts("cart".into(), "cart".into(), 1, 200, vec![]).format(), None);
     /// ```
@@ -170,7 +174,7 @@ impl Slot {
     /// The stored format tag.
     ///
     /// ```
-    /// use sessions::Slot;
+    /// use sessions::store::Slot;
     /// let slot = Slot::from_parts("cart".into(), "cart".into(), 1, 200, vec![]);
     /// assert_eq!(slot.format_tag(), 200);
     /// ```
@@ -183,7 +187,8 @@ impl Slot {
     /// concurrency compares it. It is not part of the encoded record.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![]);
     /// assert_eq!(slot.revision(), 0);
     /// assert_eq!(slot.with_revision(7).revision(), 7);
@@ -195,7 +200,8 @@ impl Slot {
     /// The slot with its revision set (stores set what they read).
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![]).with_revision(3);
     /// assert_eq!(slot.revision(), 3);
     /// ```
@@ -207,7 +213,8 @@ impl Slot {
     /// One field's encoded bytes.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]);
     /// assert_eq!(&slot.field("n").unwrap()[..], b"3");
     /// assert!(slot.field("missing").is_none());
@@ -222,7 +229,8 @@ impl Slot {
     /// The stored fields in stored order.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![("b".into(), "1".into()), ("a".into(), "2".into())]);
     /// let names: Vec<&str> = slot.fields().map(|(name, _)| name).collect();
     /// assert_eq!(names, ["b", "a"]);
@@ -231,29 +239,42 @@ impl Slot {
         self.fields.iter().map(|(name, bytes)| (&**name, bytes))
     }
 
-    /// Sets one field's bytes.
+    /// Sets one field's bytes; returns the field's index in stored order.
     ///
     /// ```
-    /// use sessions::{Format, Slot};
+    /// use sessions::Format;
+    /// use sessions::store::Slot;
     /// let mut slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "1".into())]);
-    /// slot.set_field("n".into(), "2".into());      // replaces
-    /// slot.set_field("coupon".into(), "null".into()); // appends
+    /// assert_eq!(slot.set_field("n".into(), "2".into()), 0);          // replaces
+    /// assert_eq!(slot.set_field("coupon".into(), "null".into()), 1);  // appends
     /// assert_eq!(&slot.field("n").unwrap()[..], b"2");
     /// assert_eq!(slot.fields().len(), 2);
     /// ```
-    pub fn set_field(&mut self, name: Name, bytes: Bytes) {
+    pub fn set_field(&mut self, name: Name, bytes: Bytes) -> usize {
         self.raw_json = None;
         match self.fields.iter().position(|(n, _)| *n == name) {
             Some(index) => {
                 self.fields[index].1 = bytes;
                 self.checked.field_changed(index);
+                index
             }
             None => {
                 // Records live long in stores (a MemoryStore holds thousands): no spare room.
                 self.fields.reserve_exact(1);
                 self.fields.push((name, bytes));
+                self.fields.len() - 1
             }
         }
+    }
+
+    /// The field at `index` in stored order, its name as held.
+    pub(crate) fn field_at(&self, index: usize) -> Option<(&Name, &Bytes)> {
+        self.fields.get(index).map(|(name, bytes)| (name, bytes))
+    }
+
+    /// Whether this slot holds fields encoded for `version` in `format`.
+    pub(crate) fn has_header(&self, version: u32, format_tag: u8) -> bool {
+        self.version == version && self.format_tag == format_tag
     }
 }
 

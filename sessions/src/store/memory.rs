@@ -1,16 +1,17 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::expiry::{Clock, Deadline, SystemClock};
+use std::time::SystemTime;
+
+use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
-use crate::record::{Changeset, Record};
 
 mod digest;
 mod held;
-use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
+use crate::store::{Edit, Entry, Owner, SessionStore, StoreError, Stored};
 use digest::{BuildDigestHasher, Digest};
 use held::{Held, Shapes};
 
@@ -46,13 +47,93 @@ struct Inner {
     packed: bool,
     /// The layouts packed entries share.
     shapes: Shapes,
+    /// Owner → the keys of sessions bound to that owner. Members may be stale (the session
+    /// ended, or was bound to someone else since); listing checks each, and a set is pruned as
+    /// it grows.
+    owners: Mutex<HashMap<String, HashSet<Digest>>>,
 }
 
-type Map = HashMap<Digest, Entry, BuildDigestHasher>;
+type Map = HashMap<Digest, Kept, BuildDigestHasher>;
 
-struct Entry {
-    held: Held,
-    deadline: Deadline,
+/// One entry as the map keeps it.
+struct Kept {
+    version: u64,
+    expires_at: SystemTime,
+    body: Body,
+}
+
+enum Body {
+    Live { held: Held, session: Meta },
+    Moved { to: SessionKey },
+}
+
+/// A live session's fields but its record (which `Held` keeps).
+struct Meta {
+    deadline: crate::expiry::Deadline,
+    last_seen: SystemTime,
+    owner: Option<Arc<Owner>>,
+}
+
+impl Kept {
+    fn new(entry: Entry, previous: Option<&Kept>, inner: &Inner) -> Result<Kept, StoreError> {
+        let expires_at = entry.expires_at();
+        Ok(match entry {
+            Entry::Live { version, session } => {
+                let shape = match previous.map(|kept| &kept.body) {
+                    Some(Body::Live { held, .. }) => held.shape(),
+                    _ => None,
+                };
+                let held = Held::new(session.record, inner.packed, &inner.shapes, shape)?;
+                Kept {
+                    version,
+                    expires_at,
+                    body: Body::Live {
+                        held,
+                        session: Meta {
+                            deadline: session.deadline,
+                            last_seen: session.last_seen,
+                            owner: session.owner,
+                        },
+                    },
+                }
+            }
+            Entry::Moved { version, to, .. } => Kept {
+                version,
+                expires_at,
+                body: Body::Moved { to },
+            },
+        })
+    }
+
+    fn entry(&self) -> Result<Entry, StoreError> {
+        Ok(match &self.body {
+            Body::Live { held, session } => Entry::Live {
+                version: self.version,
+                session: Stored {
+                    record: held.record()?,
+                    deadline: session.deadline,
+                    last_seen: session.last_seen,
+                    owner: session.owner.clone(),
+                },
+            },
+            Body::Moved { to } => Entry::Moved {
+                version: self.version,
+                to: to.clone(),
+                until: self.expires_at,
+            },
+        })
+    }
+
+    fn is_live(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+
+    fn owner(&self) -> Option<&str> {
+        match &self.body {
+            Body::Live { session, .. } => session.owner.as_deref().map(|owner| owner.name.as_str()),
+            Body::Moved { .. } => None,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -68,10 +149,11 @@ impl MemoryStore {
         Self::with_clock(SystemClock)
     }
 
-    /// An empty store on the given clock (a [`ManualClock`](crate::ManualClock) in tests).
+    /// An empty store on the given clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
     ///
     /// ```
-    /// use sessions::{ManualClock, MemoryStore};
+    /// use sessions::MemoryStore;
+    /// use sessions::clock::ManualClock;
     /// let store = MemoryStore::with_clock(ManualClock::new());
     /// assert_eq!(store.len(), 0);
     /// ```
@@ -83,6 +165,7 @@ impl MemoryStore {
                 clock: Arc::new(clock),
                 packed: false,
                 shapes: Shapes::default(),
+                owners: Mutex::default(),
             }),
         }
     }
@@ -97,16 +180,17 @@ impl MemoryStore {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use sessions::{Deadline, Format, MemoryStore, Record, SessionId, SessionStore, Slot};
+    /// use sessions::{Format, MemoryStore, SessionId, SessionStore};
+    /// use sessions::store::{Deadline, Record, Slot};
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = MemoryStore::compact();
-    /// let key = SessionId::generate().unwrap().key();
     /// let mut record = Record::new();
     /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]));
     /// let now = SystemTime::now();
     /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
-    /// store.create(&key, &record, deadline).await.unwrap();
-    /// assert_eq!(store.load(&key).await.unwrap().unwrap().record, record);
+    /// let id = sessions::store::create_session(&store, record.clone(), deadline).await.unwrap();
+    /// let stored = store.load(&id.key()).await.unwrap().unwrap().into_session().unwrap();
+    /// assert_eq!(stored.record, record);
     /// # });
     /// ```
     pub fn compact() -> Self {
@@ -116,7 +200,8 @@ impl MemoryStore {
     /// A compact store ([`MemoryStore::compact`]) on the given clock.
     ///
     /// ```
-    /// use sessions::{ManualClock, MemoryStore};
+    /// use sessions::MemoryStore;
+    /// use sessions::clock::ManualClock;
     /// let store = MemoryStore::compact_with_clock(ManualClock::new());
     /// assert!(store.is_empty());
     /// ```
@@ -132,14 +217,14 @@ impl MemoryStore {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use sessions::{Deadline, MemoryStore, Record, SessionId, SessionStore};
+    /// use sessions::{MemoryStore, SessionId, SessionStore};
+    /// use sessions::store::{Deadline, Record};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
     /// let now = SystemTime::now();
     /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
     /// for _ in 0..3 {
-    ///     let key = SessionId::generate().unwrap().key();
-    ///     store.create(&key, &Record::new(), deadline).await.unwrap();
+    ///     sessions::store::create_session(&store, Record::new(), deadline).await.unwrap();
     /// }
     /// assert_eq!(store.len(), 3);
     /// # });
@@ -152,15 +237,15 @@ impl MemoryStore {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use sessions::{Deadline, MemoryStore, Record, SessionId, SessionStore};
+    /// use sessions::{MemoryStore, SessionId, SessionStore};
+    /// use sessions::store::{Deadline, Record};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
-    /// let key = SessionId::generate().unwrap().key();
     /// let now = SystemTime::now();
     /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
-    /// store.create(&key, &Record::new(), deadline).await.unwrap();
+    /// let id = sessions::store::create_session(&store, Record::new(), deadline).await.unwrap();
     /// assert!(!store.is_empty());
-    /// store.delete(&key).await.unwrap();
+    /// assert!(store.swap(&id.key(), Some(1), None).await.unwrap());
     /// assert!(store.is_empty());
     /// # });
     /// ```
@@ -210,8 +295,47 @@ impl Inner {
         let now = self.clock.now();
         let mut map = self.lock(shard);
         let before = map.len();
-        map.retain(|_, entry| !entry.deadline.is_expired(now));
+        map.retain(|_, kept| kept.is_live(now));
         before - map.len()
+    }
+
+    fn owners(&self) -> MutexGuard<'_, HashMap<String, HashSet<Digest>>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds `key` to `owner`'s set, pruning the set when it has grown past twice what was live
+    /// at the last pruning.
+    fn index(&self, owner: String, key: Digest) {
+        let members: Vec<Digest> = {
+            let mut owners = self.owners();
+            let set = owners.entry(owner.clone()).or_default();
+            set.insert(key);
+            if set.len() < 16 || !set.len().is_power_of_two() {
+                return;
+            }
+            set.iter().copied().collect()
+        };
+        let stale: Vec<Digest> = members
+            .into_iter()
+            .filter(|member| self.owner_of(member).as_deref() != Some(owner.as_str()))
+            .collect();
+        if let Some(set) = self.owners().get_mut(&owner) {
+            for member in &stale {
+                set.remove(member);
+            }
+        }
+    }
+
+    /// The owner of the live session under `key`.
+    fn owner_of(&self, key: &Digest) -> Option<String> {
+        let now = self.clock.now();
+        let map = self.lock(Inner::shard_of(key));
+        map.get(key)
+            .filter(|kept| kept.is_live(now))
+            .and_then(Kept::owner)
+            .map(str::to_owned)
     }
 
     fn after_write(&self) {
@@ -224,119 +348,139 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl SessionStore for MemoryStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Stored>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
         let key = &Digest::of(key);
         let now = self.inner.clock.now();
         let map = self.inner.lock(Inner::shard_of(key));
         match map.get(key) {
-            Some(entry) if !entry.deadline.is_expired(now) => Ok(Some(Stored {
-                record: entry.held.record()?,
-                deadline: entry.deadline,
-            })),
+            Some(kept) if kept.is_live(now) => Ok(Some(kept.entry()?)),
             _ => Ok(None),
         }
     }
 
-    async fn create(
+    /// Edits the stored session in place under the shard's lock: a save copies nothing.
+    async fn update(
         &self,
         key: &SessionKey,
-        record: &Record,
-        deadline: Deadline,
-    ) -> Result<(), StoreError> {
+        version: u64,
+        session: Stored,
+        edit: &mut Edit<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        // The caller's copy shares the stored record: let it go, so the edit is in place.
+        drop(session);
         let key = &Digest::of(key);
         let now = self.inner.clock.now();
-        {
+        let (edited, bound) = {
             let mut map = self.inner.lock(Inner::shard_of(key));
-            match map.get(key) {
-                Some(entry) if !entry.deadline.is_expired(now) => {
-                    return Err(StoreError::Collision);
-                }
-                _ => {
-                    let held = Held::new(
-                        record.stored_at_least_once(),
-                        self.inner.packed,
-                        &self.inner.shapes,
-                    )?;
-                    map.insert(*key, Entry { held, deadline });
-                }
+            let Some(kept) = map.get_mut(key).filter(|kept| kept.is_live(now)) else {
+                return Ok(None);
+            };
+            if kept.version != version {
+                return Ok(None);
             }
+            let Body::Live {
+                held,
+                session: meta,
+            } = &mut kept.body
+            else {
+                return Ok(None);
+            };
+            let mut session = Stored {
+                record: held.take_record()?,
+                deadline: meta.deadline,
+                last_seen: meta.last_seen,
+                owner: meta.owner.take(),
+            };
+            let was = session.owner_name().map(str::to_owned);
+            let result = edit(&mut session);
+            // A failed edit changed nothing (every edit checks before it changes): either way
+            // the session goes back, edited or not.
+            let shape = held.shape().cloned();
+            *held = Held::new(
+                session.record.clone(),
+                self.inner.packed,
+                &self.inner.shapes,
+                shape.as_ref(),
+            )?;
+            meta.deadline = session.deadline;
+            meta.owner = session.owner.clone();
+            meta.last_seen = session.last_seen;
+            result?;
+            kept.version = version + 1;
+            kept.expires_at = session.deadline.expires_at;
+            let bound = session
+                .owner_name()
+                .filter(|owner| Some(*owner) != was.as_deref())
+                .map(str::to_owned);
+            (session, bound)
+        };
+        if let Some(owner) = bound {
+            self.inner.index(owner, *key);
         }
         self.inner.after_write();
-        Ok(())
+        Ok(Some(edited))
     }
 
-    async fn save(
+    async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+        let members: Vec<Digest> = match self.inner.owners().get(owner) {
+            Some(set) => set.iter().copied().collect(),
+            None => return Ok(Vec::new()),
+        };
+        let now = self.inner.clock.now();
+        let mut found = Vec::with_capacity(members.len());
+        let mut stale = Vec::new();
+        for member in members {
+            let map = self.inner.lock(Inner::shard_of(&member));
+            match map.get(&member) {
+                Some(kept) if kept.is_live(now) && kept.owner() == Some(owner) => {
+                    found.push((SessionKey::from_digest(member.bytes()), kept.entry()?));
+                }
+                _ => stale.push(member),
+            }
+        }
+        if !stale.is_empty()
+            && let Some(set) = self.inner.owners().get_mut(owner)
+        {
+            for member in &stale {
+                set.remove(member);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn swap(
         &self,
         key: &SessionKey,
-        changes: &Changeset,
-        deadline: Deadline,
-    ) -> Result<SaveOutcome, StoreError> {
+        current: Option<u64>,
+        new: Option<Entry>,
+    ) -> Result<bool, StoreError> {
         let key = &Digest::of(key);
         let now = self.inner.clock.now();
-        let outcome = {
+        let bound = {
             let mut map = self.inner.lock(Inner::shard_of(key));
-            match map.get_mut(key) {
-                Some(entry) if !entry.deadline.is_expired(now) => {
-                    entry.held.apply(changes, &self.inner.shapes)?;
-                    entry.deadline = deadline;
-                    SaveOutcome::Saved
+            let stored = map.get(key).filter(|kept| kept.is_live(now));
+            if stored.map(|kept| kept.version) != current {
+                return Ok(false);
+            }
+            match new {
+                Some(entry) => {
+                    let was = stored.and_then(Kept::owner).map(str::to_owned);
+                    let kept = Kept::new(entry, stored, &self.inner)?;
+                    let bound = kept.owner().filter(|owner| Some(*owner) != was.as_deref());
+                    let bound = bound.map(str::to_owned);
+                    map.insert(*key, kept);
+                    bound
                 }
-                Some(_) => {
+                None => {
                     map.remove(key);
-                    SaveOutcome::Missing
+                    None
                 }
-                None => SaveOutcome::Missing,
             }
         };
-        self.inner.after_write();
-        Ok(outcome)
-    }
-
-    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
-        let key = &Digest::of(key);
-        self.inner.lock(Inner::shard_of(key)).remove(key);
-        Ok(())
-    }
-
-    async fn cycle(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        changes: &Changeset,
-        deadline: Deadline,
-    ) -> Result<SaveOutcome, StoreError> {
-        let (from, to) = (&Digest::of(from), &Digest::of(to));
-        let now = self.inner.clock.now();
-        let (a, b) = (Inner::shard_of(from), Inner::shard_of(to));
-        // Both shards stay locked for the whole move (in index order: no lock-order deadlock),
-        // so no save or load sees the session half moved.
-        let (mut first, mut second) = if a == b {
-            (self.inner.lock(a), None)
-        } else if a < b {
-            let first = self.inner.lock(a);
-            (first, Some(self.inner.lock(b)))
-        } else {
-            let second = self.inner.lock(b);
-            (self.inner.lock(a), Some(second))
-        };
-        let source = match first.get(from) {
-            Some(entry) if !entry.deadline.is_expired(now) => entry,
-            _ => return Ok(SaveOutcome::Missing),
-        };
-        let mut record = source.held.record()?;
-        record.apply(changes)?;
-        let held = Held::new(record, self.inner.packed, &self.inner.shapes)?;
-        let target = second.as_deref_mut().unwrap_or(&mut *first);
-        if target
-            .get(to)
-            .is_some_and(|entry| !entry.deadline.is_expired(now))
-        {
-            return Err(StoreError::Collision);
+        if let Some(owner) = bound {
+            self.inner.index(owner, *key);
         }
-        target.insert(*to, Entry { held, deadline });
-        first.remove(from);
-        drop((first, second));
         self.inner.after_write();
-        Ok(SaveOutcome::Saved)
+        Ok(true)
     }
 }

@@ -1,53 +1,78 @@
 //! [`PostgresStore`]: sessions in PostgreSQL (feature `postgres`).
 
-mod one_statement;
+mod circuit;
+mod held;
 mod queries;
-mod write;
+mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::codec::Format;
-use crate::expiry::{Clock, Deadline, SystemClock};
+use crate::errors::RecordError;
+use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
-use crate::record::{Changeset, Record};
 use crate::registry::MigrationReport;
 use crate::schema::Session;
-use crate::store::sql::{
-    self, Commit, DEFAULT_TABLE, Migrated, PAGE, Rewrite, Scanned, TableNameError, Tables, WriteTx,
-    db_error, millis,
-};
-use crate::store::{SaveOutcome, SessionStore, StoreError, Stored};
+use crate::store::{Entry, SessionStore, StoreError, TableNameError, blob, migrate_session};
 
-use self::queries::Queries;
-use self::write::{PgTx, Tx};
+use self::circuit::Circuit;
+use self::held::{Held, Lease};
+use self::queries::{DEFAULT_TABLE, PAGE, Queries, Table, millis, version_column};
 
-/// Sessions in PostgreSQL.
+/// Sessions in PostgreSQL: one row per session, every call one statement.
 ///
-/// Each field is a row of its own (see [the schema](#schema)), so a save writes only the fields
-/// and slots that changed, in one transaction that first locks the session's row: two
-/// concurrent requests that change different fields of one session both survive. Saves only
-/// update: a session deleted or expired meanwhile is not re-created. Creates never overwrite
-/// a live session (`ON CONFLICT DO NOTHING`).
+/// A row holds the whole session, encoded ([`blob`]), beside the columns the store searches
+/// by: the key, the entry's version, when it ends, and its owner (see [the schema](#schema)).
+/// A load is one `SELECT` by primary key; a save is one `UPDATE` that writes only over the
+/// version the request loaded (compare-and-swap), in autocommit: one round trip, no
+/// `BEGIN`/`COMMIT`. Which fields a request changed, merging concurrent changes to different
+/// fields, never re-creating a destroyed session, moving it on `cycle_id()`: all of that is
+/// the crate's, built on these two statements (see [`SessionStore`]).
 ///
-/// When the server is unreachable, calls fail with [`StoreError::Backend`] once the pool's
-/// acquire timeout passes ([`DEFAULT_ACQUIRE_TIMEOUT`](PostgresStore::DEFAULT_ACQUIRE_TIMEOUT),
-/// 2 s, with [`connect`](PostgresStore::connect); [`connect_with`](PostgresStore::connect_with)
-/// sets another; the layer answers 503), and the store works again as soon as the server
-/// does: nothing to restart.
+/// Expiry is decided by this store's [clock](PostgresStore::with_clock), not the server's.
+/// Ended rows are invisible at once; [`delete_expired`](PostgresStore::delete_expired) or
+/// [`spawn_sweeper`](PostgresStore::spawn_sweeper) reclaims them.
 ///
-/// Call [`migrate`](PostgresStore::migrate) once at start-up to create the tables.
+/// # Connections
+///
+/// The store keeps the connections of calls that ended cleanly checked out of the pool, for
+/// the next call: sqlx's pool checks every connection given back to it with a round trip (a
+/// ping), which would double the round trips of a store whose calls are one statement each
+/// (and, measured, cost the server about half again what the statement does). Up to
+/// `max_connections - 1` are kept, so at least one connection always goes back to the pool for
+/// other users of [`pool`](PostgresStore::pool); one unused for a second goes back too (and is
+/// checked there), as does every connection at least once a minute. A connection that broke
+/// (the server restarted, `pg_terminate_backend`) fails the one call that found it with
+/// [`StoreError::Backend`] and is closed, never used again; the other kept ones go back to the
+/// pool to be checked.
+///
+/// # When the server is unreachable
+///
+/// A call fails with [`StoreError::Backend`] (the layer answers 503), and the store works again
+/// as soon as the server does: nothing to restart. The first calls wait for the pool's acquire
+/// timeout ([`DEFAULT_ACQUIRE_TIMEOUT`](PostgresStore::DEFAULT_ACQUIRE_TIMEOUT), 2 s, with
+/// [`connect`](PostgresStore::connect)); once one has failed to get a connection, calls fail at
+/// once for [`DEFAULT_FAIL_FAST`](PostgresStore::DEFAULT_FAIL_FAST) (1 s), after which one
+/// call at a time tries the server again: when it connects, every call goes through again;
+/// when it does not, calls keep failing at once for another second. So during an outage a
+/// request waits for its 503 about a millisecond, and one request every few seconds waits the
+/// acquire timeout. [`fail_fast_for`](PostgresStore::fail_fast_for) changes the window or
+/// turns this off.
 ///
 /// ```no_run
 /// use sessions::prelude::*;
 /// use sessions::PostgresStore;
 ///
 /// #[derive(Session, Default)]
+/// #[session(name = "cart")]
 /// struct Cart { items: Vec<String> }
 ///
-/// # async fn demo() -> Result<(), sessions::StoreError> {
+/// # async fn demo() -> Result<(), sessions::error::StoreError> {
 /// let store = PostgresStore::connect("postgres://app@localhost/app").await?;
 /// store.migrate().await?;
 /// let layer = SessionLayer::new(store).register::<Cart>();
@@ -59,27 +84,31 @@ use self::write::{PgTx, Tx};
 /// # Schema
 ///
 /// With the default table name `sessions` ([`table_name`](PostgresStore::table_name) changes
-/// the prefix of all three):
+/// it):
 ///
 /// ```sql
-/// CREATE TABLE "sessions" (key TEXT COLLATE "C" PRIMARY KEY, created_at BIGINT, expires_at BIGINT);
-/// CREATE TABLE "sessions_slots" (key TEXT COLLATE "C" REFERENCES "sessions" ON DELETE CASCADE,
-///     slot TEXT, pos BIGINT GENERATED ALWAYS AS IDENTITY, type_tag TEXT, version BIGINT,
-///     format_tag SMALLINT, revision BIGINT DEFAULT 1, PRIMARY KEY (key, slot));
-/// CREATE TABLE "sessions_fields" (key TEXT COLLATE "C", slot TEXT, field TEXT,
-///     pos BIGINT GENERATED ALWAYS AS IDENTITY, bytes BYTEA, PRIMARY KEY (key, slot, field),
-///     FOREIGN KEY (key, slot) REFERENCES "sessions_slots" ON DELETE CASCADE);
+/// CREATE TABLE "sessions" (
+///     key BYTEA NOT NULL,          -- the SessionKey's 32 bytes (a SHA-256 of the id), never the id
+///     version BIGINT NOT NULL,     -- the entry's version, which every write compares
+///     expires_at BIGINT NOT NULL,  -- ms since the Unix epoch
+///     owner TEXT COLLATE "C",      -- the session's owner, if any
+///     data BYTEA NOT NULL,         -- the entry (sessions::store::blob)
+///     CONSTRAINT "sessions_pkey" PRIMARY KEY (key)
+/// ) WITH (fillfactor = 80);
+/// CREATE INDEX "sessions_by_expiry" ON "sessions" (expires_at);
+/// CREATE INDEX "sessions_by_owner" ON "sessions" (owner) WHERE owner IS NOT NULL;
 /// ```
 ///
-/// `key` is the [`SessionKey`] (a SHA-256 of the id), never the id; times are milliseconds
-/// since the Unix epoch, compared with this store's [clock](PostgresStore::with_clock), not
-/// the server's; `pos` keeps slots and fields in the order they were first written; `revision`
-/// counts the saves that changed the slot ([`Slot::revision`](crate::Slot::revision)).
+/// The deadline moves only when the expiry is refreshed, and the owner only at login and
+/// logout, so most saves change `version` and `data` alone: neither is indexed, and with the
+/// room the fillfactor leaves on each page PostgreSQL updates the row in place (a HOT update:
+/// no index entry written, a smaller WAL record).
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
     sql: Arc<Queries>,
     clock: Arc<dyn Clock>,
+    circuit: Arc<Circuit>,
+    held: Arc<Held>,
 }
 
 impl PostgresStore {
@@ -87,23 +116,35 @@ impl PostgresStore {
     /// [`pool_options`](Self::pool_options)) waits for a connection before the call fails:
     /// 2 s.
     ///
-    /// It bounds how long each request waits for its 503 while the server is unreachable
-    /// (sqlx retries a refused connection until then). A healthy pool hands out a connection
-    /// in well under a millisecond, and a session transaction holds one for a millisecond or
-    /// two, so with 10 connections a request only waits 2 s behind thousands of others: under
-    /// normal load nothing comes near it. Raise it for a small pool facing long bursts, lower
-    /// it to fail faster.
+    /// It bounds how long a request waits for its 503 when the server has just become
+    /// unreachable (sqlx retries a refused connection until then; after that the store fails
+    /// fast, see [`DEFAULT_FAIL_FAST`](Self::DEFAULT_FAIL_FAST)). A healthy pool hands out a
+    /// connection in well under a millisecond and a call holds it for one statement, so
+    /// under normal load nothing comes near it.
     ///
     /// ```
     /// assert_eq!(sessions::PostgresStore::DEFAULT_ACQUIRE_TIMEOUT.as_secs(), 2);
     /// ```
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
+    /// How long calls fail at once after the pool could not get a connection: 1 s. Then one
+    /// call tries the server again (see [the type's docs](Self#when-the-server-is-unreachable)).
+    ///
+    /// ```
+    /// assert_eq!(sessions::PostgresStore::DEFAULT_FAIL_FAST.as_secs(), 1);
+    /// ```
+    pub const DEFAULT_FAIL_FAST: Duration = Duration::from_secs(1);
+
+    /// A connection that sat idle this long is checked (a round trip) before a call uses it,
+    /// so that connections a server restart cut are replaced rather than handed to requests.
+    /// Under load connections are never idle that long, and no call pays for the check.
+    const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
     /// Connects a pool ([`pool_options`](Self::pool_options): 10 connections, a 2 s acquire
     /// timeout) to `url` (`postgres://user:password@host:port/database`).
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// store.migrate().await?;
     /// # Ok(()) }
@@ -113,23 +154,37 @@ impl PostgresStore {
     }
 
     /// The pool settings [`connect`](Self::connect) uses: sqlx's defaults (10 connections)
-    /// with an acquire timeout of [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT).
-    /// Change what you need and pass them to [`connect_with`](Self::connect_with).
+    /// with an acquire timeout of [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT),
+    /// and connections checked before use only after they sat idle for a second (sqlx's
+    /// default checks every one, a round trip per call). Change what you need and pass them
+    /// to [`connect_with`](Self::connect_with); setting your own `before_acquire` replaces
+    /// the idle check.
     ///
     /// ```
     /// use std::time::Duration;
     /// let options = sessions::PostgresStore::pool_options();
     /// assert_eq!(options.get_acquire_timeout(), Duration::from_secs(2));
+    /// assert!(!options.get_test_before_acquire());
     /// ```
     pub fn pool_options() -> PgPoolOptions {
-        PgPoolOptions::new().acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+        PgPoolOptions::new()
+            .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= Self::CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     /// Connects a pool with `options` to `url`: for another acquire timeout or pool size.
     /// Fails once the options' acquire timeout passes when the server cannot be reached.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// use std::time::Duration;
     /// use sessions::PostgresStore;
     /// let options = PostgresStore::pool_options()
@@ -144,46 +199,45 @@ impl PostgresStore {
         Ok(Self::from_pool(pool))
     }
 
-    /// A store on a pool you configured (size, timeouts, TLS).
+    /// A store on a pool you configured (size, timeouts, TLS); start from
+    /// [`pool_options`](Self::pool_options) to keep its settings.
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sqlx::Error> {
-    /// use std::time::Duration;
-    /// use sqlx::postgres::PgPoolOptions;
-    /// let pool = PgPoolOptions::new()
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = sessions::PostgresStore::pool_options()
     ///     .max_connections(20)
-    ///     .acquire_timeout(Duration::from_secs(2))
-    ///     .connect("postgres://postgres@127.0.0.1/app")
-    ///     .await?;
+    ///     .connect_lazy("postgres://postgres@127.0.0.1/app")
+    ///     .unwrap();
     /// let store = sessions::PostgresStore::from_pool(pool);
-    /// # Ok(()) }
+    /// assert_eq!(store.table(), "sessions");
+    /// # });
     /// ```
     pub fn from_pool(pool: PgPool) -> Self {
-        let tables = match Tables::new(DEFAULT_TABLE) {
-            Ok(tables) => tables,
+        let table = match Table::new(DEFAULT_TABLE) {
+            Ok(table) => table,
             Err(err) => unreachable!("the default table name is valid: {err}"),
         };
         Self {
-            pool,
-            sql: Arc::new(Queries::new(tables)),
+            sql: Arc::new(Queries::new(table)),
             clock: Arc::new(SystemClock),
+            circuit: Arc::new(Circuit::new(Self::DEFAULT_FAIL_FAST)),
+            held: Arc::new(Held::new(pool)),
         }
     }
 
-    /// Keeps sessions in tables named after `name` (`name`, `name_slots`, `name_fields`)
-    /// instead of `sessions`, in the connection's `search_path` schema.
+    /// Keeps sessions in the table `name` instead of `sessions`, in the connection's
+    /// `search_path` schema.
     ///
     /// # Panics
     /// When `name` is not a plain identifier (see [`TableNameError`]): a mistake in the app's
     /// setup. [`try_table_name`](Self::try_table_name) returns it instead.
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
-    /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app")
-    ///     .await?
-    ///     .table_name("shop_sessions");
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = sessions::PostgresStore::pool_options().connect_lazy("postgres://localhost/app").unwrap();
+    /// let store = sessions::PostgresStore::from_pool(pool).table_name("shop_sessions");
     /// assert_eq!(store.table(), "shop_sessions");
-    /// # Ok(()) }
+    /// # });
     /// ```
     pub fn table_name(self, name: &str) -> Self {
         match self.try_table_name(name) {
@@ -194,94 +248,111 @@ impl PostgresStore {
 
     /// Like [`table_name`](Self::table_name), returning an invalid name as an error.
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
-    /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
-    /// assert!(store.try_table_name("app-sessions").is_err());
-    /// # Ok(()) }
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = sessions::PostgresStore::pool_options().connect_lazy("postgres://localhost/app").unwrap();
+    /// assert!(sessions::PostgresStore::from_pool(pool).try_table_name("app-sessions").is_err());
+    /// # });
     /// ```
     pub fn try_table_name(mut self, name: &str) -> Result<Self, TableNameError> {
-        self.sql = Arc::new(Queries::new(Tables::new(name)?));
+        self.sql = Arc::new(Queries::new(Table::new(name)?));
         Ok(self)
     }
 
-    /// The clock expiry is checked with (a [`ManualClock`](crate::ManualClock) in tests; the
+    /// The clock expiry is checked with (a [`ManualClock`](crate::clock::ManualClock) in tests; the
     /// system clock by default).
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
-    /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app")
-    ///     .await?
-    ///     .with_clock(sessions::ManualClock::new());
-    /// # Ok(()) }
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = sessions::PostgresStore::pool_options().connect_lazy("postgres://localhost/app").unwrap();
+    /// let store = sessions::PostgresStore::from_pool(pool).with_clock(sessions::clock::ManualClock::new());
+    /// # let _ = store;
+    /// # });
     /// ```
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
-    /// The base table name.
+    /// How long calls fail at once after the pool could not get a connection (default
+    /// [`DEFAULT_FAIL_FAST`](Self::DEFAULT_FAIL_FAST)); `Duration::ZERO` turns failing fast
+    /// off, so that every call waits the pool's acquire timeout while the server is
+    /// unreachable.
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
-    /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
-    /// assert_eq!(store.table(), "sessions");
-    /// # Ok(()) }
+    /// A pool whose every connection stays busy for a whole acquire timeout (a server far
+    /// behind its load) looks the same as one that cannot connect: it fails fast too, which
+    /// sheds load until a probe gets a connection.
+    ///
     /// ```
-    pub fn table(&self) -> &str {
-        &self.sql.tables.base
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let pool = sessions::PostgresStore::pool_options().connect_lazy("postgres://localhost/app").unwrap();
+    /// let store = sessions::PostgresStore::from_pool(pool).fail_fast_for(Duration::from_millis(250));
+    /// # let _ = store;
+    /// # });
+    /// ```
+    pub fn fail_fast_for(mut self, window: Duration) -> Self {
+        self.circuit = Arc::new(Circuit::new(window));
+        self
     }
 
-    /// The connection pool.
+    /// The table name.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = sessions::PostgresStore::pool_options().connect_lazy("postgres://localhost/app").unwrap();
+    /// assert_eq!(sessions::PostgresStore::from_pool(pool).table(), "sessions");
+    /// # });
+    /// ```
+    pub fn table(&self) -> &str {
+        &self.sql.table.base
+    }
+
+    /// The connection pool. Between calls the store keeps up to `max_connections - 1` of its
+    /// connections checked out (see [Connections](Self#connections)); the pool's other users
+    /// always have at least one, and all of them once the store sat idle for a second.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// store.pool().close().await;
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.held.pool()
     }
 
-    /// Creates the tables and indexes if they do not exist, and brings tables made by an
-    /// earlier release up to date (slots made before revisions existed start at revision 1);
-    /// running it again changes nothing. Several instances may run it at once (it takes a
+    /// Creates the table and its indexes if they do not exist, and converts a table of the
+    /// earlier layout (a row per session, slot and field in `<name>`, `<name>_slots`,
+    /// `<name>_fields`) into this one in place: every live session is kept exactly (slots,
+    /// field order, revisions, deadline), under the same table name, in one transaction.
+    /// Running it again changes nothing. Several instances may run it at once (it takes a
     /// transaction-scoped advisory lock).
     ///
+    /// The conversion skips ended sessions, and sessions whose rows no record can hold (a
+    /// number out of range, a key that is not a digest: only a hand-edited table has them;
+    /// the earlier release could not load them either), each with a `tracing` warning.
+    ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// store.migrate().await?;
     /// store.migrate().await?;
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = async {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(advisory_key(&self.sql.tables.base))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            for statement in &self.sql.schema {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
-            Ok(Commit::Yes(()))
-        }
-        .await;
-        sql::finish(tx, result).await
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await.map_err(db_error)?;
+        upgrade::migrate(&mut tx, &self.sql, millis(self.clock.now())).await?;
+        tx.commit().await.map_err(db_error)
     }
 
-    /// Removes every expired session now, in batches; returns how many. Expired sessions are
-    /// invisible anyway; this reclaims their space. Sessions a request holds locked are left
-    /// for the next sweep. See also [`spawn_sweeper`](Self::spawn_sweeper).
+    /// Removes every ended session now, in batches; returns how many. Ended sessions are
+    /// invisible anyway; this reclaims their space. Rows a write holds locked are left for the
+    /// next sweep. See also [`spawn_sweeper`](Self::spawn_sweeper).
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// let removed = store.delete_expired().await?;
     /// # Ok(()) }
@@ -289,15 +360,17 @@ impl PostgresStore {
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let removed = sqlx::query(&self.sql.delete_expired)
-                .bind(millis(self.clock.now()))
+            let now = millis(self.clock.now());
+            let mut conn = self.conn().await?;
+            let outcome = sqlx::query(&self.sql.delete_expired)
+                .bind(now)
                 .bind(PAGE)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
+                .execute(&mut *conn)
+                .await;
+            conn.finish(&outcome);
+            let removed = outcome.map_err(db_error)?.rows_affected();
             total += removed;
-            if removed < PAGE as u64 {
+            if removed < PAGE.unsigned_abs() {
                 return Ok(total);
             }
         }
@@ -309,31 +382,42 @@ impl PostgresStore {
     /// panics. Call it inside a Tokio runtime.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// let sweeper = store.spawn_sweeper(std::time::Duration::from_secs(300));
     /// # Ok(()) }
     /// ```
     pub fn spawn_sweeper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
-        let pool = self.pool.clone();
-        sql::spawn_sweeper(
-            "postgres",
-            interval,
-            move || pool.is_closed(),
-            move || {
-                let store = store.clone();
-                async move { store.delete_expired().await }
-            },
-        )
+        let interval = interval.max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if store.held.pool().is_closed() {
+                    tracing::debug!(target: "sessions", store = "postgres", "pool closed; the sweeper stops");
+                    return;
+                }
+                match store.delete_expired().await {
+                    Ok(0) => {}
+                    Ok(removed) => {
+                        tracing::debug!(target: "sessions", store = "postgres", removed, "ended sessions removed");
+                    }
+                    Err(err) => {
+                        tracing::warn!(target: "sessions", store = "postgres", error = %err, "sweeping ended sessions failed; retrying at the next tick");
+                    }
+                }
+            }
+        })
     }
 
     /// Rewrites every stored slot of `T` older than `T::VERSION` in the current version, now,
-    /// in `format` (instead of on each session's next load). Each slot is read, migrated
-    /// through the `migrate_from` chain and written back in one transaction holding its
-    /// session's row lock, so a request's change cannot slip in between and be lost. Slots of a
-    /// newer version or that do not decode are counted as failed and left as they are; expired
-    /// sessions are skipped.
+    /// in `format` (instead of on each session's next load). Each session is migrated by one
+    /// compare-and-swap save ([`migrate_session`]), so a request's change that lands in
+    /// between is kept, not overwritten. Slots of a newer version or that do not decode, and
+    /// sessions whose stored bytes do not decode, are counted as failed and left as they are;
+    /// ended sessions are skipped.
     ///
     /// ```no_run
     /// use sessions::prelude::*;
@@ -347,7 +431,7 @@ impl PostgresStore {
     /// struct Cart { n: u64 }
     /// impl From<CartV1> for Cart { fn from(v1: CartV1) -> Self { Cart { n: v1.n.into() } } }
     ///
-    /// # async fn demo() -> Result<(), sessions::StoreError> {
+    /// # async fn demo() -> Result<(), sessions::error::StoreError> {
     /// let store = sessions::PostgresStore::connect("postgres://postgres@127.0.0.1/app").await?;
     /// let report = store.migrate_all::<Cart>(Format::Json).await?;
     /// println!("migrated {} carts, {} failed", report.total_migrated(), report.failed);
@@ -357,186 +441,201 @@ impl PostgresStore {
         &self,
         format: Format,
     ) -> Result<MigrationReport, StoreError> {
-        sql::migrate_all::<T, _, _, _, _>(
-            |after| self.scan::<T>(after),
-            |key| self.migrate_one::<T>(key, format),
-        )
-        .await
-    }
-
-    async fn scan<T: Session>(&self, after: String) -> Result<Vec<Scanned>, StoreError> {
-        let rows = sqlx::query(&self.sql.scan_slots)
-            .bind(T::NAME)
-            .bind(after)
-            .bind(millis(self.clock.now()))
-            .bind(PAGE)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        sql::scanned(&rows)
-    }
-
-    async fn migrate_one<T: Session>(
-        &self,
-        key: String,
-        format: Format,
-    ) -> Result<Migrated, StoreError> {
-        let now = millis(self.clock.now());
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = self.migrate_in::<T>(&mut tx, &key, now, format).await;
-        sql::finish(tx, result).await
-    }
-
-    async fn migrate_in<T: Session>(
-        &self,
-        tx: &mut Tx,
-        key: &str,
-        now: i64,
-        format: Format,
-    ) -> Result<Commit<Migrated>, StoreError> {
-        if !self.statements(tx).lock_live(key, now).await? {
-            return Ok(Commit::No(Migrated::Gone));
+        let mut report = MigrationReport::default();
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let now = millis(self.clock.now());
+            let mut conn = self.conn().await?;
+            let outcome = sqlx::query_scalar(&self.sql.scan_keys)
+                .bind(&after)
+                .bind(now)
+                .bind(PAGE)
+                .fetch_all(&mut *conn)
+                .await;
+            conn.finish(&outcome);
+            let keys: Vec<Vec<u8>> = outcome.map_err(db_error)?;
+            for stored in &keys {
+                let outcome = match key_of(stored) {
+                    Ok(key) => migrate_session::<T, _>(self, &key, format, &mut report).await,
+                    Err(err) => Err(err),
+                };
+                match outcome {
+                    Ok(()) => {}
+                    Err(StoreError::Record(err)) => {
+                        tracing::warn!(target: "sessions::migration", session_type = T::NAME, error = %err, "stored session does not decode; it is left as it is");
+                        report.failed += 1;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            match keys.last() {
+                Some(last) if keys.len() >= PAGE.unsigned_abs() as usize => after.clone_from(last),
+                _ => break,
+            }
         }
-        let rows = sqlx::query(&self.sql.load_slot)
-            .bind(key)
-            .bind(T::NAME)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        let Some(slot) = sql::slots_of(&rows, Some(T::NAME), sql::slot_row)?.pop() else {
-            return Ok(Commit::No(Migrated::Gone));
-        };
-        match sql::rewrite::<T>(key, &slot, format) {
-            Rewrite::Keep(outcome) => Ok(Commit::No(outcome)),
-            Rewrite::Write { from, slot } => {
-                // A rewrite changes the slot: its revision moves one up.
-                self.statements(tx).put(key, &[&slot], false).await?;
-                Ok(Commit::Yes(Migrated::From(from)))
+        if report.total_migrated() > 0 || report.failed > 0 {
+            tracing::info!(
+                target: "sessions::migration",
+                session_type = T::NAME,
+                migrated = report.total_migrated(),
+                current = report.current,
+                failed = report.failed,
+                "eager migration done"
+            );
+        }
+        Ok(report)
+    }
+
+    /// A connection for one call: one the store kept from an earlier call, or one from the
+    /// pool, unless the server is known to be unreachable (see
+    /// [`fail_fast_for`](Self::fail_fast_for)).
+    async fn conn(&self) -> Result<Lease, StoreError> {
+        let pass = self.circuit.enter().map_err(StoreError::backend)?;
+        // The probe of an open circuit asks the pool itself.
+        let kept = !pass.is_probe();
+        match self.held.lease(kept).await {
+            Ok(lease) => {
+                self.circuit.after(pass, Ok(()));
+                Ok(lease)
+            }
+            Err(err) => {
+                self.circuit.after(pass, Err(&err));
+                Err(StoreError::backend(err))
             }
         }
     }
+}
 
-    /// The statements of this store in `tx`.
-    fn statements<'a>(&'a self, tx: &'a mut Tx) -> PgTx<'a> {
-        PgTx { tx, sql: &self.sql }
+/// A database error as a store error: values the database holds but that do not decode are a
+/// broken record; everything else is the backend failing.
+fn db_error(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Record(RecordError::Malformed(err.to_string()))
+        }
+        other => StoreError::backend(other),
     }
 }
 
-/// The advisory lock `migrate` takes: one per base table name (FNV-1a), so instances
-/// migrating the same tables wait for each other.
-fn advisory_key(base: &str) -> i64 {
-    let hash = format!("sessions.migrate.{base}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    i64::from_ne_bytes(hash.to_ne_bytes())
+/// A stored key back as a [`SessionKey`].
+fn key_of(stored: &[u8]) -> Result<SessionKey, StoreError> {
+    let digest: [u8; 32] = stored.try_into().map_err(|_| {
+        RecordError::Malformed(format!("a stored key of {} bytes, not 32", stored.len()))
+    })?;
+    Ok(SessionKey::from_digest(digest))
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("table", &self.sql.tables.base)
-            .field("pool", &self.pool)
+            .field("table", &self.sql.table.base)
+            .field("pool", self.held.pool())
+            .field("fail_fast", &self.circuit.window())
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Stored>, StoreError> {
-        // One statement: one snapshot of the session, its slots and their fields.
-        let rows = sqlx::query(&self.sql.load)
-            .bind(key.as_str())
-            .bind(millis(self.clock.now()))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
+    async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
+        let now = millis(self.clock.now());
+        // A connection the server cut while it sat idle (a restart, an administrator's
+        // `pg_terminate_backend`) fails the first statement sent on it, and is closed: a read
+        // is safe to run again, on the next connection, once per connection the pool may
+        // hold (each try closes a cut one; a write is never run twice).
+        let mut tries = self.held.pool().options().get_max_connections().max(1);
+        let outcome = loop {
+            let mut conn = self.conn().await?;
+            let outcome = sqlx::query_scalar(&self.sql.load)
+                .bind(key.as_bytes().as_slice())
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await;
+            tries -= 1;
+            if conn.finish(&outcome) && tries > 0 {
+                continue;
+            }
+            break outcome;
         };
-        Ok(Some(Stored {
-            deadline: sql::deadline_of(first)?,
-            record: sql::record_of(sql::slots_of(&rows, None, sql::slot_row)?),
-        }))
-    }
-
-    async fn create(
-        &self,
-        key: &SessionKey,
-        record: &Record,
-        deadline: Deadline,
-    ) -> Result<(), StoreError> {
-        let now = millis(self.clock.now());
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = sql::create(
-            &mut self.statements(&mut tx),
-            key.as_str(),
-            record,
-            deadline,
-            now,
-        )
-        .await;
-        sql::finish(tx, result).await
-    }
-
-    async fn save(
-        &self,
-        key: &SessionKey,
-        changes: &Changeset,
-        deadline: Deadline,
-    ) -> Result<SaveOutcome, StoreError> {
-        let now = millis(self.clock.now());
-        if let Some(update) = sql::field_update(changes)
-            && let Some(outcome) = self
-                .save_in_one_statement(key.as_str(), update, deadline, now)
-                .await?
-        {
-            return Ok(outcome);
+        let data: Option<Vec<u8>> = outcome.map_err(db_error)?;
+        match data {
+            Some(data) => Ok(Some(blob::decode(Bytes::from(data))?)),
+            None => Ok(None),
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = sql::save(
-            &mut self.statements(&mut tx),
-            key.as_str(),
-            changes,
-            deadline,
-            now,
-        )
-        .await;
-        sql::finish(tx, result).await
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
-        // Slots and fields go with the session row (ON DELETE CASCADE), in this one statement.
-        sqlx::query(&self.sql.delete_session)
-            .bind(key.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Moves the session in one transaction that locks the old session's row first, as a
-    /// save does: a save to `from` committed before is carried over, one waiting for the lock
-    /// finds `from` gone.
-    async fn cycle(
+    async fn swap(
         &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        changes: &Changeset,
-        deadline: Deadline,
-    ) -> Result<SaveOutcome, StoreError> {
+        key: &SessionKey,
+        current: Option<u64>,
+        new: Option<Entry>,
+    ) -> Result<bool, StoreError> {
         let now = millis(self.clock.now());
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let result = sql::cycle(
-            &mut self.statements(&mut tx),
-            from.as_str(),
-            to.as_str(),
-            changes,
-            deadline,
-            now,
-        )
-        .await;
-        sql::finish(tx, result).await
+        let key = key.as_bytes().as_slice();
+        let row = new.as_ref().map(|entry| {
+            (
+                version_column(entry.version()),
+                millis(entry.expires_at()),
+                entry.owner(),
+                blob::encode(entry),
+            )
+        });
+        let mut conn = self.conn().await?;
+        let written = match (current, row) {
+            (Some(current), Some((version, expires_at, owner, data))) => {
+                sqlx::query(&self.sql.update)
+                    .bind(key)
+                    .bind(version_column(current))
+                    .bind(version)
+                    .bind(expires_at)
+                    .bind(owner)
+                    .bind(data)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected() == 1)
+            }
+            (None, Some((version, expires_at, owner, data))) => sqlx::query(&self.sql.create)
+                .bind(key)
+                .bind(version)
+                .bind(expires_at)
+                .bind(owner)
+                .bind(data)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|done| done.rows_affected() == 1),
+            (Some(current), None) => sqlx::query(&self.sql.delete)
+                .bind(key)
+                .bind(version_column(current))
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|done| done.rows_affected() == 1),
+            (None, None) => {
+                sqlx::query_scalar(&self.sql.clear_ended)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await
+            }
+        };
+        conn.finish(&written);
+        written.map_err(db_error)
+    }
+
+    async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+        let now = millis(self.clock.now());
+        let mut conn = self.conn().await?;
+        let outcome = sqlx::query_as(&self.sql.owned_by)
+            .bind(owner)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await;
+        conn.finish(&outcome);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = outcome.map_err(db_error)?;
+        rows.into_iter()
+            .map(|(key, data)| Ok((key_of(&key)?, blob::decode(Bytes::from(data))?)))
+            .collect()
     }
 }

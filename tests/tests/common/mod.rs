@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: the store → load cycle a session goes through.
 #![allow(dead_code)]
 
-use sessions::{Changeset, Format, Record, Registry, Session, SlotChange, Typed};
+use sessions::store::{Changeset, Record, Registry, SlotChange};
+use sessions::{Format, Session, Typed};
 
 /// Both codecs; every round-trip test runs in each.
 pub(crate) const FORMATS: [Format; 2] = [Format::Json, Format::Bincode];
@@ -18,8 +19,8 @@ pub(crate) fn changeset(change: SlotChange) -> Changeset {
     std::iter::once(change).collect()
 }
 
-/// What a save of a new session holding `value` writes: a whole slot in `format`, applied to
-/// `record`.
+/// What a save of a new session holding `value` writes: a whole slot in `format` (a
+/// `SlotChange::Rewrite` over nothing), applied to `record`.
 pub(crate) fn save_new_into<T: Session + Default>(record: &mut Record, value: T, format: Format) {
     let mut typed = Typed::<T>::default();
     typed.replace(value);
@@ -28,9 +29,17 @@ pub(crate) fn save_new_into<T: Session + Default>(record: &mut Record, value: T,
         .changes(format)
         .expect("encode")
         .expect("a replaced value has changes");
-    let SlotChange::Put(slot) = &change else {
-        panic!("a new slot must be written whole, got {change:?}");
+    // A new slot is a whole-slot rewrite over nothing (base 0), naming every field as changed
+    // (`replace` changes them all).
+    let SlotChange::Rewrite {
+        slot,
+        base: 0,
+        changed,
+    } = &change
+    else {
+        panic!("a new slot must be written whole over nothing, got {change:?}");
     };
+    assert_eq!(changed.iter().count(), T::FIELDS.len());
     assert_eq!(slot.name(), T::NAME);
     assert_eq!(slot.type_tag(), T::NAME);
     assert_eq!(slot.version(), T::VERSION);
@@ -39,7 +48,7 @@ pub(crate) fn save_new_into<T: Session + Default>(record: &mut Record, value: T,
         slot.fields().map(|(name, _)| name).collect::<Vec<_>>(),
         T::FIELDS
     );
-    record.apply(&changeset(change)).expect("apply a Put");
+    record.apply(&changeset(change)).expect("apply a new slot");
 }
 
 /// A fresh record holding `value` as a new slot written in `format`.

@@ -6,9 +6,8 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use sessions::{
-    Changeset, Deadline, Format, Record, RedisStore, SessionId, SessionKey, Slot, SlotChange,
-};
+use sessions::store::{Deadline, Record, SessionKey, Slot};
+use sessions::{Format, RedisStore, SessionId};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -365,9 +364,12 @@ pub(crate) fn fresh_key() -> SessionKey {
     SessionId::generate().expect("a random id").key()
 }
 
-/// A deadline `secs` seconds from now.
+/// A deadline `secs` seconds from now, in whole milliseconds (what the store keeps).
 pub(crate) fn deadline_in(secs: u64) -> Deadline {
-    let now = SystemTime::now();
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let now = UNIX_EPOCH + Duration::from_millis(ms);
     Deadline {
         created_at: now,
         expires_at: now + Duration::from_secs(secs),
@@ -412,14 +414,78 @@ pub(crate) async fn store(url: &str, guard: &PrefixGuard) -> RedisStore {
         .prefix(&guard.prefix)
 }
 
-/// A changeset that sets one field of a version 1 JSON slot.
-pub(crate) fn update(slot: &str, field: &str, bytes: &'static [u8]) -> Changeset {
-    [SlotChange::Fields {
-        slot: slot.to_owned().into(),
+/// Decodes standard base64 (with padding), as the fixtures hold it.
+pub(crate) fn base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+/// A live entry of version 1 holding `record`, ending in `secs` seconds.
+pub(crate) fn live(record: Record, secs: u64) -> sessions::store::Entry {
+    sessions::store::Entry::Live {
         version: 1,
-        format: Format::Json,
-        fields: vec![(field.to_owned().into(), Bytes::from_static(bytes))],
-    }]
-    .into_iter()
-    .collect()
+        session: sessions::store::Stored::new(record, deadline_in(secs)),
+    }
+}
+
+/// `name=value` of a response's `Set-Cookie`.
+pub(crate) fn set_cookie(response: &http::Response<axum::body::Body>) -> Option<String> {
+    response
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The session key of a `name=value` cookie pair.
+pub(crate) fn key_of_cookie(cookie: &str) -> SessionKey {
+    let (_, id) = cookie.split_once('=').expect("a cookie pair");
+    SessionId::parse(id).expect("a session id").key()
+}
+
+/// INFO commandstats of a server: command → (calls, usec).
+pub(crate) async fn command_stats(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> std::collections::HashMap<String, (u64, u64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let mut calls = None;
+            let mut usec = None;
+            for part in rest.split(',') {
+                if let Some(v) = part.strip_prefix("calls=") {
+                    calls = v.parse().ok();
+                }
+                if let Some(v) = part.strip_prefix("usec=") {
+                    usec = v.parse().ok();
+                }
+            }
+            Some((name.to_owned(), (calls?, usec?)))
+        })
+        .collect()
 }

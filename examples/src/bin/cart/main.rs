@@ -1,75 +1,32 @@
-//! The cart shop: an axum app whose session is a few typed structs.
+//! The cart shop: a small shop whose session is a few typed structs, on axum or actix-web.
 //!
 //! ```sh
-//! cargo run -p sessions-examples --bin cart                         # SQLite file cart-sessions.db
+//! cargo run -p sessions-examples --bin cart                         # axum, SQLite file cart-sessions.db
+//! cargo run -p sessions-examples --bin cart -- --framework actix    # the same shop on actix-web
 //! cargo run -p sessions-examples --bin cart -- --store redis        # or postgres, cookie, memory
 //! cargo run -p sessions-examples --bin cart -- seed-v1 3            # old carts, migrated on load
 //! cargo run -p sessions-examples --bin cart -- migrate-all          # or migrate them all now
+//! cargo test -p sessions-examples                                   # its tests, on both frameworks
+//! bash .ci/e2e.sh                                                   # and in headless Chromium
 //! ```
 //!
-//! * `model`: the session types (`Cart` v3 with its v1 → v2 → v3 chain, `Account`, `Flash`),
-//!   the catalogue and the cart operations;
-//! * `web`: the HTML page and its forms; `page`: the HTML itself;
-//! * `api`: the same as JSON under `/api`;
-//! * `stores`: the store the command line picks, and the `SessionLayer` over it;
-//! * `cli`: the command line.
-
-mod api;
-mod cli;
-mod model;
-mod page;
-mod stores;
-mod web;
+//! Open the printed URL: add to the cart, apply a coupon, log in (any name), then log in as
+//! the same name in a second browser (or a private window) and open "Your sessions" to see
+//! both and sign the other out.
+//!
+//! The app itself is [`sessions_examples::cart`] (a library module, so that its tests can
+//! build it in-process): the session types, handlers written once for both frameworks, the
+//! page, the stores. This file is the command line and the server.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::{delete, get, post, put};
-use sessions::SessionLayer;
-
-use crate::cli::{Command, Options};
-use crate::stores::Opened;
+use sessions_examples::cart::cli::{self, Command, Framework, Options};
+use sessions_examples::cart::stores::Opened;
+use sessions_examples::cart::{AppState, actix_app, axum_app, model};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What the handlers share: the layer (for its migration counts) and where sessions are kept.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) layer: SessionLayer,
-    pub(crate) store: Arc<str>,
-}
-
-/// The routes, wrapped in the session layer.
-fn app(layer: SessionLayer, store: String) -> Router {
-    let state = AppState {
-        layer: layer.clone(),
-        store: store.into(),
-    };
-    Router::new()
-        .route("/", get(web::page))
-        .route("/cart/add", post(web::add))
-        .route("/cart/remove", post(web::remove))
-        .route("/coupon", post(web::coupon))
-        .route("/coupon/remove", post(web::uncoupon))
-        .route("/login", post(web::login))
-        .route("/logout", post(web::logout))
-        .route("/api/catalogue", get(api::catalogue))
-        .route("/api/cart", get(api::get_cart))
-        .route("/api/cart/items", post(api::add))
-        .route("/api/cart/items/{sku}", delete(api::remove))
-        .route(
-            "/api/cart/coupon",
-            put(api::put_coupon).delete(api::delete_coupon),
-        )
-        .route("/api/login", post(api::login))
-        .route("/api/logout", post(api::logout))
-        .route("/api/migrations", get(api::migrations))
-        .with_state(state)
-        .layer(layer)
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -137,17 +94,39 @@ async fn run(options: Options) -> Result<(), BoxError> {
 async fn serve(options: &Options, store: &Opened, label: String) -> Result<(), BoxError> {
     let layer = store.layer();
     let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on {addr}: {e} (try --port)"))?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     // The first line is the URL (the browser test reads it); flush so a pipe sees it now.
     println!("cart shop serving on http://{local}");
     println!("sessions: {label}");
+    println!("framework: {}", options.framework.name());
     std::io::stdout().flush()?;
-    axum::serve(listener, app(layer, label))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    let state = AppState::new(layer.clone(), label, options.framework);
+    match options.framework {
+        Framework::Axum => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, axum_app::app(state, layer))
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+        Framework::Actix => {
+            // Each worker thread builds its own `App` from clones of the state and the layer
+            // (they share one store). Signals are ours, as on the axum side.
+            let server =
+                actix_web::HttpServer::new(move || actix_app::app(state.clone(), layer.clone()))
+                    .disable_signals()
+                    .listen(listener)?
+                    .run();
+            let handle = server.handle();
+            tokio::spawn(async move {
+                shutdown().await;
+                handle.stop(true).await;
+            });
+            server.await?;
+        }
+    }
     store.close().await;
     Ok(())
 }

@@ -15,6 +15,11 @@ impl Digest {
         Self(*key.digest())
     }
 
+    /// The digest's bytes.
+    pub(super) fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// Which of `shards` shards holds it (from bytes the map's hash does not use).
     pub(super) fn shard(&self, shards: usize) -> usize {
         usize::from(self.0[31]) % shards

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use crate::error::RecordError;
-use crate::record::{Changeset, Name, Record, Slot};
+use crate::errors::RecordError;
+use crate::errors::StoreError;
+use crate::record::{Name, Record, Slot};
 use crate::slot_check::{CheckBits, SlotCheck};
-use crate::store::StoreError;
 
 /// How many distinct shapes a store keeps for sharing; past that, an entry keeps its own.
 const MAX_SHAPES: usize = 1024;
@@ -30,12 +30,34 @@ pub(super) enum Held {
 }
 
 impl Held {
-    /// Holds `record` as the store is configured to.
-    pub(super) fn new(record: Record, packed: bool, shapes: &Shapes) -> Result<Held, StoreError> {
+    /// Holds `record` as the store is configured to; `shape` is the layout the session had
+    /// before (most saves keep it).
+    pub(super) fn new(
+        record: Record,
+        packed: bool,
+        shapes: &Shapes,
+        shape: Option<&Arc<Shape>>,
+    ) -> Result<Held, StoreError> {
         if packed {
-            Ok(Held::Packed(Packed::pack(&record, shapes, None)?))
+            Ok(Held::Packed(Packed::pack(&record, shapes, shape)?))
         } else {
             Ok(Held::Record(record))
+        }
+    }
+
+    /// The record, taken out (a packed one unpacked): the caller puts one back.
+    pub(super) fn take_record(&mut self) -> Result<Record, StoreError> {
+        match self {
+            Held::Record(record) => Ok(std::mem::take(record)),
+            Held::Packed(packed) => Ok(packed.unpack()?),
+        }
+    }
+
+    /// The layout of a packed record.
+    pub(super) fn shape(&self) -> Option<&Arc<Shape>> {
+        match self {
+            Held::Record(_) => None,
+            Held::Packed(packed) => Some(&packed.shape),
         }
     }
 
@@ -44,19 +66,6 @@ impl Held {
         match self {
             Held::Record(record) => Ok(record.clone()),
             Held::Packed(packed) => Ok(packed.unpack()?),
-        }
-    }
-
-    /// Applies `changes` (all checked before anything changes).
-    pub(super) fn apply(&mut self, changes: &Changeset, shapes: &Shapes) -> Result<(), StoreError> {
-        match self {
-            Held::Record(record) => Ok(record.apply(changes)?),
-            Held::Packed(packed) => {
-                let mut record = packed.unpack()?;
-                record.apply(changes)?;
-                *packed = Packed::pack(&record, shapes, Some(&packed.shape))?;
-                Ok(())
-            }
         }
     }
 }
@@ -263,7 +272,7 @@ mod tests {
     #[test]
     fn packed_records_come_back_with_their_revisions() {
         let shapes = Shapes::default();
-        let held = Held::new(record(), true, &shapes).expect("packs");
+        let held = Held::new(record(), true, &shapes, None).expect("packs");
         let back = held.record().expect("unpacks");
         assert_eq!(back, record());
         assert_eq!(
@@ -276,8 +285,8 @@ mod tests {
     fn sessions_of_one_layout_share_one_shape_and_saves_keep_it() {
         let shapes = Shapes::default();
         let (Held::Packed(a), Held::Packed(mut b)) = (
-            Held::new(record(), true, &shapes).expect("packs"),
-            Held::new(record(), true, &shapes).expect("packs"),
+            Held::new(record(), true, &shapes, None).expect("packs"),
+            Held::new(record(), true, &shapes, None).expect("packs"),
         ) else {
             panic!("a compact store packs");
         };
@@ -303,7 +312,7 @@ mod tests {
         struct Cart;
         let owner = std::any::TypeId::of::<Cart>();
         let shapes = Shapes::default();
-        let held = Held::new(record(), true, &shapes).expect("packs");
+        let held = Held::new(record(), true, &shapes, None).expect("packs");
         let first = held.record().expect("unpacks");
         first
             .slot("cart")
@@ -334,7 +343,7 @@ mod tests {
     #[test]
     fn a_cut_buffer_is_an_error_not_a_panic() {
         let shapes = Shapes::default();
-        let Held::Packed(packed) = Held::new(record(), true, &shapes).expect("packs") else {
+        let Held::Packed(packed) = Held::new(record(), true, &shapes, None).expect("packs") else {
             panic!("a compact store packs");
         };
         for cut in 0..packed.bytes.len() {

@@ -1,164 +1,181 @@
-//! The SQL [`PostgresStore`](super::PostgresStore) runs, written once per table name.
+//! The table name a [`PostgresStore`](super::PostgresStore) is given, and the SQL it runs,
+//! written once per table name.
 
-use super::one_statement;
-use crate::store::sql::Tables;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The statements of one store, written once for its table names.
+use crate::errors::RecordError;
+use crate::store::table_name::{self, TableNameError};
+
+/// The table name when none is given.
+pub(super) const DEFAULT_TABLE: &str = "sessions";
+
+/// How many rows one page of a scan (sweeping, eager migration, the upgrade) handles.
+pub(super) const PAGE: i64 = 500;
+
+/// How much of each heap page inserts leave free (`fillfactor`, in percent), so that the
+/// update of a session finds room for its new version on the same page: most saves change
+/// only `version` and `data`, which no index covers, so PostgreSQL writes them as HOT updates
+/// (no index entry, and a smaller WAL record). See the store's docs for the measurements.
+pub(super) const FILLFACTOR: u8 = 80;
+
+/// A checked table name, and the quoted names derived from it.
+#[derive(Debug, Clone)]
+pub(super) struct Table {
+    /// The name as given, unquoted.
+    pub(super) base: String,
+}
+
+impl Table {
+    /// Checks `base`.
+    pub(super) fn new(base: &str) -> Result<Self, TableNameError> {
+        table_name::check(base)?;
+        Ok(Self {
+            base: base.to_owned(),
+        })
+    }
+
+    /// `"<base><suffix>"`, quoted for SQL (the base is a checked identifier: nothing to escape).
+    pub(super) fn quoted(&self, suffix: &str) -> String {
+        format!("\"{}{suffix}\"", self.base)
+    }
+}
+
+/// The statements of one store, written once for its table name.
+#[derive(Debug)]
 pub(super) struct Queries {
-    pub(super) tables: Tables,
-    pub(super) schema: Vec<String>,
+    pub(super) table: Table,
+    /// `$1` key, `$2` now: the entry's bytes.
     pub(super) load: String,
-    pub(super) insert_session: String,
-    pub(super) replace_expired_session: String,
-    pub(super) touch_session: String,
-    pub(super) slot_headers: String,
-    pub(super) upsert_slots: String,
-    pub(super) bump_revisions: String,
-    pub(super) copy_slots: String,
-    pub(super) copy_fields: String,
-    pub(super) upsert_fields: String,
-    pub(super) delete_slots_fields: String,
-    pub(super) delete_slots: String,
-    pub(super) delete_session_slots: String,
-    pub(super) delete_session: String,
+    /// `$1` key, `$2` version, `$3` expires_at, `$4` owner, `$5` data, `$6` now: writes unless
+    /// a live entry is stored.
+    pub(super) create: String,
+    /// `$1` key, `$2` current version, `$3` version, `$4` expires_at, `$5` owner, `$6` data,
+    /// `$7` now: writes over the live entry of the current version.
+    pub(super) update: String,
+    /// `$1` key, `$2` current version, `$3` now: deletes the live entry of that version.
+    pub(super) delete: String,
+    /// `$1` key, `$2` now: removes an ended entry; says whether no live one is stored.
+    pub(super) clear_ended: String,
+    /// `$1` owner, `$2` now: key and bytes of the owner's live sessions.
+    pub(super) owned_by: String,
+    /// `$1` now, `$2` page: removes a page of ended entries.
     pub(super) delete_expired: String,
-    pub(super) lock_live_session: String,
-    pub(super) scan_slots: String,
-    pub(super) load_slot: String,
-    /// The common save in one statement (see `one_statement.rs`).
-    pub(super) one_statement_save: String,
+    /// `$1` after key, `$2` now, `$3` page: the next page of live keys, in order.
+    pub(super) scan_keys: String,
 }
 
 impl Queries {
-    pub(super) fn new(tables: Tables) -> Self {
-        let Tables {
-            sessions: s,
-            slots: sl,
-            fields: f,
-            sessions_by_expiry,
-            slots_by_name,
-            ..
-        } = &tables;
+    pub(super) fn new(table: Table) -> Self {
+        let t = table.quoted("");
         Self {
-            schema: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {s} (
-                        key TEXT COLLATE \"C\" PRIMARY KEY,
-                        created_at BIGINT NOT NULL,
-                        expires_at BIGINT NOT NULL
-                    )"
-                ),
-                format!("CREATE INDEX IF NOT EXISTS {sessions_by_expiry} ON {s} (expires_at)"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {sl} (
-                        key TEXT COLLATE \"C\" NOT NULL REFERENCES {s} (key) ON DELETE CASCADE,
-                        slot TEXT NOT NULL,
-                        pos BIGINT GENERATED ALWAYS AS IDENTITY,
-                        type_tag TEXT NOT NULL,
-                        version BIGINT NOT NULL,
-                        format_tag SMALLINT NOT NULL,
-                        revision BIGINT NOT NULL DEFAULT 1,
-                        PRIMARY KEY (key, slot)
-                    )"
-                ),
-                // Tables made before slots had revisions get the column (their slots start at 1).
-                format!("ALTER TABLE {sl} ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 1"),
-                format!("CREATE INDEX IF NOT EXISTS {slots_by_name} ON {sl} (slot, key)"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {f} (
-                        key TEXT COLLATE \"C\" NOT NULL,
-                        slot TEXT NOT NULL,
-                        field TEXT NOT NULL,
-                        pos BIGINT GENERATED ALWAYS AS IDENTITY,
-                        bytes BYTEA NOT NULL,
-                        PRIMARY KEY (key, slot, field),
-                        FOREIGN KEY (key, slot) REFERENCES {sl} (key, slot) ON DELETE CASCADE
-                    )"
-                ),
-            ],
-            load: format!(
-                "SELECT s.created_at, s.expires_at, sl.slot, sl.type_tag, sl.version,
-                        sl.format_tag::bigint AS format_tag, sl.revision, f.field, f.bytes
-                 FROM {s} AS s
-                 LEFT JOIN {sl} AS sl ON sl.key = s.key
-                 LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
-                 WHERE s.key = $1 AND s.expires_at > $2
-                 ORDER BY sl.pos, f.pos"
+            load: format!("SELECT data FROM {t} WHERE key = $1 AND expires_at > $2"),
+            create: format!(
+                "INSERT INTO {t} AS t (key, version, expires_at, owner, data)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (key) DO UPDATE SET version = EXCLUDED.version,
+                    expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner, data = EXCLUDED.data
+                 WHERE t.expires_at <= $6"
             ),
-            insert_session: format!(
-                "INSERT INTO {s} (key, created_at, expires_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (key) DO NOTHING"
+            update: format!(
+                "UPDATE {t} SET version = $3, expires_at = $4, owner = $5, data = $6
+                 WHERE key = $1 AND version = $2 AND expires_at > $7"
             ),
-            replace_expired_session: format!(
-                "UPDATE {s} SET created_at = $2, expires_at = $3 WHERE key = $1 AND expires_at <= $4"
+            delete: format!("DELETE FROM {t} WHERE key = $1 AND version = $2 AND expires_at > $3"),
+            clear_ended: format!(
+                "WITH ended AS (DELETE FROM {t} WHERE key = $1 AND expires_at <= $2)
+                 SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $2)"
             ),
-            touch_session: format!(
-                "UPDATE {s} SET created_at = $2, expires_at = $3 WHERE key = $1 AND expires_at > $4"
-            ),
-            slot_headers: format!(
-                "SELECT slot, type_tag, version, format_tag::bigint AS format_tag, revision
-                 FROM {sl} WHERE key = $1"
-            ),
-            upsert_slots: format!(
-                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
-                 SELECT $1, u.slot, u.type_tag, u.version, u.format_tag, u.revision
-                 FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::smallint[], $6::bigint[])
-                      WITH ORDINALITY AS u (slot, type_tag, version, format_tag, revision, n)
-                 ORDER BY u.n
-                 ON CONFLICT (key, slot) DO UPDATE SET
-                    type_tag = EXCLUDED.type_tag, version = EXCLUDED.version,
-                    format_tag = EXCLUDED.format_tag, revision = {sl}.revision + 1"
-            ),
-            bump_revisions: format!(
-                "UPDATE {sl} SET revision = revision + 1 WHERE key = $1 AND slot = ANY($2::text[])"
-            ),
-            copy_slots: format!(
-                "INSERT INTO {sl} (key, slot, type_tag, version, format_tag, revision)
-                 SELECT $2, slot, type_tag, version, format_tag, revision
-                 FROM {sl} WHERE key = $1 ORDER BY pos"
-            ),
-            copy_fields: format!(
-                "INSERT INTO {f} (key, slot, field, bytes)
-                 SELECT $2, slot, field, bytes FROM {f} WHERE key = $1 ORDER BY pos"
-            ),
-            upsert_fields: format!(
-                "INSERT INTO {f} (key, slot, field, bytes)
-                 SELECT $1, u.slot, u.field, u.bytes
-                 FROM UNNEST($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS u (slot, field, bytes, n)
-                 ORDER BY u.n
-                 ON CONFLICT (key, slot, field) DO UPDATE SET bytes = EXCLUDED.bytes"
-            ),
-            delete_slots_fields: format!(
-                "DELETE FROM {f} WHERE key = $1 AND slot = ANY($2::text[])"
-            ),
-            delete_slots: format!("DELETE FROM {sl} WHERE key = $1 AND slot = ANY($2::text[])"),
-            delete_session_slots: format!("DELETE FROM {sl} WHERE key = $1"),
-            delete_session: format!("DELETE FROM {s} WHERE key = $1"),
+            owned_by: format!("SELECT key, data FROM {t} WHERE owner = $1 AND expires_at > $2"),
             delete_expired: format!(
-                "DELETE FROM {s} WHERE key IN (
-                    SELECT key FROM {s} WHERE expires_at <= $1
-                    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-                 )"
+                "DELETE FROM {t} WHERE key IN (
+                    SELECT key FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+                 ) AND expires_at <= $1"
             ),
-            lock_live_session: format!(
-                "SELECT 1 AS live FROM {s} WHERE key = $1 AND expires_at > $2 FOR UPDATE"
+            scan_keys: format!(
+                "SELECT key FROM {t} WHERE key > $1 AND expires_at > $2 ORDER BY key LIMIT $3"
             ),
-            scan_slots: format!(
-                "SELECT sl.key, sl.type_tag, sl.version
-                 FROM {sl} AS sl JOIN {s} AS s ON s.key = sl.key
-                 WHERE sl.slot = $1 AND sl.key > $2 AND s.expires_at > $3
-                 ORDER BY sl.key LIMIT $4"
-            ),
-            load_slot: format!(
-                "SELECT sl.type_tag, sl.version, sl.format_tag::bigint AS format_tag, sl.revision,
-                        f.field, f.bytes
-                 FROM {sl} AS sl
-                 LEFT JOIN {f} AS f ON f.key = sl.key AND f.slot = sl.slot
-                 WHERE sl.key = $1 AND sl.slot = $2
-                 ORDER BY f.pos"
-            ),
-            one_statement_save: one_statement::statement(&tables),
-            tables,
+            table,
         }
+    }
+
+    /// The statements that make `table` and its indexes (if they are not there).
+    pub(super) fn schema(table: &Table) -> [String; 3] {
+        let t = table.quoted("");
+        let pkey = table.quoted("_pkey");
+        let by_expiry = table.quoted("_by_expiry");
+        let by_owner = table.quoted("_by_owner");
+        [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t} (
+                    key BYTEA NOT NULL,
+                    version BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    owner TEXT COLLATE \"C\",
+                    data BYTEA NOT NULL,
+                    CONSTRAINT {pkey} PRIMARY KEY (key)
+                 ) WITH (fillfactor = {FILLFACTOR})"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {by_expiry} ON {t} (expires_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {by_owner} ON {t} (owner) WHERE owner IS NOT NULL"),
+        ]
+    }
+}
+
+/// A time as stored: milliseconds since the Unix epoch (negative before it, clamped at the ends).
+pub(super) fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// A stored time back as a `SystemTime`.
+pub(super) fn time(millis: i64) -> Result<SystemTime, RecordError> {
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    let time = if millis >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    };
+    time.ok_or_else(|| RecordError::Malformed(format!("stored time {millis} ms is out of range")))
+}
+
+/// An entry's version as the `version` column holds it: the same 64 bits, read as signed
+/// (only ever compared for equality).
+pub(super) fn version_column(version: u64) -> i64 {
+    version.cast_signed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert!(Table::new("sessions").is_ok());
+        assert!(Table::new("_app_Sessions2").is_ok());
+        for bad in ["", "2sessions", "a-b", "a b", "a\"b", "sessions;drop", "é"] {
+            assert!(Table::new(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(Table::new(&"a".repeat(40)).is_ok());
+        assert!(Table::new(&"a".repeat(41)).is_err());
+        let table = Table::new("app").expect("valid");
+        assert_eq!(table.quoted("_by_owner"), "\"app_by_owner\"");
+    }
+
+    #[test]
+    fn times_round_trip() {
+        for ms in [0, 1, -1, 1_735_689_600_123, -86_400_000] {
+            let t = time(ms).expect("in range");
+            assert_eq!(millis(t), ms);
+        }
+    }
+
+    #[test]
+    fn every_version_has_its_own_column_value() {
+        for v in [0, 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+            assert_eq!(version_column(v).cast_unsigned(), v);
+        }
+        assert_ne!(version_column(u64::MAX), version_column(1));
     }
 }

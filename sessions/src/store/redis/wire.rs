@@ -1,15 +1,61 @@
-//! What goes over the wire: the save script's arguments and the replies of the scripts and
-//! commands the store sends.
+//! What goes over the wire: the two kinds of connection, the store's scripts (sent as
+//! `EVALSHA`, sent whole once when the server answers `NOSCRIPT`), and the shapes of replies.
 
-use ::redis::Value;
+use std::sync::LazyLock;
 
-use super::layout::{self, Entries};
-use crate::error::{ApplyError, Conflict, RecordError};
-use crate::record::{Changeset, Slot, SlotChange};
-use crate::store::StoreError;
+use ::redis::aio::{ConnectionLike, ConnectionManager};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 
-/// A reply the scripts never give: the server is not running our scripts, or the data is
-/// not ours.
+use crate::errors::StoreError;
+
+/// The compare-and-swap of one entry.
+pub(super) static SWAP: LazyLock<ScriptText> =
+    LazyLock::new(|| ScriptText::new(include_str!("swap.lua")));
+/// The replacement of an old-layout hash by its entry.
+pub(super) static CONVERT: LazyLock<ScriptText> =
+    LazyLock::new(|| ScriptText::new(include_str!("convert.lua")));
+
+/// A script's source and SHA-1.
+pub(super) struct ScriptText {
+    source: &'static str,
+    sha: String,
+}
+
+impl ScriptText {
+    fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            sha: Script::new(source).get_hash().to_owned(),
+        }
+    }
+
+    /// `EVALSHA` (or, `whole`, `EVAL`) of this script over one key.
+    pub(super) fn call(&self, whole: bool, key: &str) -> Cmd {
+        let mut cmd = if whole {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(self.source);
+            cmd
+        } else {
+            let mut cmd = ::redis::cmd("EVALSHA");
+            cmd.arg(&self.sha);
+            cmd
+        };
+        cmd.arg(1).arg(key);
+        cmd
+    }
+}
+
+/// A standalone or a cluster connection; both reconnect by themselves.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A reply the store never expects: the server is not running our scripts, or the data is not
+/// ours.
 #[derive(Debug, thiserror::Error)]
 #[error("unexpected reply from Redis to {command}: {reply}")]
 struct UnexpectedReply {
@@ -24,300 +70,178 @@ pub(super) fn unexpected(command: &'static str, reply: impl std::fmt::Debug) -> 
     })
 }
 
-/// One change as the scripts read it (`apply.lua`).
-pub(super) enum Change<'a> {
-    /// Refuse the whole changeset unless the slot is stored at this revision (0: absent).
-    Expect {
-        slot: &'a str,
-        revision: u64,
-    },
-    Put {
-        slot: &'a str,
-        header: String,
-        fields: Vec<(&'a str, &'a [u8])>,
-    },
-    Fields {
-        slot: &'a str,
-        version: u32,
-        format_tag: u8,
-        fields: Vec<(&'a str, &'a [u8])>,
-    },
-    Remove {
-        slot: &'a str,
-    },
-    /// Refuse the whole changeset unless the slot is stored exactly as `slot` (header, field
-    /// list, every field's bytes).
-    Guard(&'a Slot),
+pub(super) fn backend(err: RedisError) -> StoreError {
+    StoreError::backend(err)
 }
 
-impl<'a> Change<'a> {
-    /// Everything `changes` asks of a script: its expectations first (a conflict is reported
-    /// before any other refusal, as [`Record::apply`](crate::Record::apply) does), then its
-    /// changes.
-    pub(super) fn list(changes: &'a Changeset) -> Vec<Self> {
-        let mut list = Vec::with_capacity(changes.expected().len() + changes.len());
-        list.extend(
-            changes
-                .expected()
-                .map(|(slot, revision)| Change::Expect { slot, revision }),
-        );
-        list.extend(changes.iter().map(Change::of));
-        list
+/// An error reply as an error, so every failure is one `Err`.
+fn lift(value: Value) -> Result<Value, RedisError> {
+    match value {
+        Value::ServerError(err) => Err(err.into()),
+        value => Ok(value),
+    }
+}
+
+/// Whether `err` is the server's error `code` (`WRONGTYPE`, `NOSCRIPT`…).
+pub(super) fn is_code(err: &RedisError, code: &str) -> bool {
+    err.code() == Some(code)
+}
+
+impl Connection {
+    async fn once(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        let value = match self {
+            Connection::Single(c) => c.clone().req_packed_command(cmd).await?,
+            Connection::Cluster(c) => c.clone().req_packed_command(cmd).await?,
+        };
+        lift(value)
     }
 
-    /// Writes the arguments of every change of `changes` (see [`list`](Change::list)).
-    pub(super) fn write_all(changes: &Changeset, invocation: &mut ::redis::ScriptInvocation<'_>) {
-        for change in Change::list(changes) {
-            change.write(invocation);
-        }
-    }
-
-    pub(super) fn of(change: &'a SlotChange) -> Self {
-        match change {
-            SlotChange::Put(slot) => Change::Put {
-                slot: slot.name(),
-                header: layout::slot_header(slot),
-                fields: slot.fields().map(|(n, b)| (n, &b[..])).collect(),
-            },
-            SlotChange::Fields {
-                slot,
-                version,
-                format,
-                fields,
-            } => Change::Fields {
-                slot,
-                version: *version,
-                format_tag: format.tag(),
-                fields: fields.iter().map(|(n, b)| (&**n, &b[..])).collect(),
-            },
-            SlotChange::Remove { slot } => Change::Remove { slot },
-        }
-    }
-
-    pub(super) fn write(&self, invocation: &mut ::redis::ScriptInvocation<'_>) {
-        let pairs = |invocation: &mut ::redis::ScriptInvocation<'_>, fields: &[(&str, &[u8])]| {
-            invocation.arg(fields.len());
-            for (name, bytes) in fields {
-                invocation.arg(*name).arg(*bytes);
+    async fn once_pipelined(&self, pipe: &Pipeline, key: &[u8]) -> Result<Vec<Value>, RedisError> {
+        let values = match self {
+            Connection::Single(c) => c.clone().req_packed_commands(pipe, 0, pipe.len()).await?,
+            Connection::Cluster(c) => {
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                c.clone()
+                    .route_pipeline(pipe.clone(), 0, pipe.len(), route)
+                    .await?
             }
         };
-        match self {
-            Change::Expect { slot, revision } => {
-                invocation.arg("E").arg(*slot).arg(revision.to_string());
-            }
-            Change::Put {
-                slot,
-                header,
-                fields,
-            } => {
-                invocation.arg("P").arg(*slot).arg(header);
-                pairs(invocation, fields);
-            }
-            Change::Fields {
-                slot,
-                version,
-                format_tag,
-                fields,
-            } => {
-                // The header's start: the script compares it with the stored header's.
-                invocation
-                    .arg("F")
-                    .arg(*slot)
-                    .arg(format!("{version}:{format_tag}:"));
-                pairs(invocation, fields);
-            }
-            Change::Remove { slot } => {
-                invocation.arg("R").arg(*slot);
-            }
-            Change::Guard(slot) => {
-                invocation
-                    .arg("G")
-                    .arg(slot.name())
-                    .arg(layout::slot_header(slot))
-                    .arg(layout::join(slot.fields().map(|(name, _)| name)));
-                let fields: Vec<(&str, &[u8])> = slot
-                    .fields()
-                    .map(|(name, bytes)| (name, &bytes[..]))
-                    .collect();
-                pairs(invocation, &fields);
-            }
+        values.into_iter().map(lift).collect()
+    }
+
+    /// One command, on the node of its key. Sent once more when the connection was refused
+    /// (a refused connection sent nothing): the second try waits for the reconnection the first
+    /// one started, so the first request after a server restart succeeds.
+    pub(super) async fn command(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self.once(cmd).await {
+            Err(err) if err.is_connection_refusal() => self.once(cmd).await,
+            result => result,
         }
     }
-}
 
-/// What the save, cycle or freeze script answered.
-#[derive(Debug)]
-pub(super) enum SaveReply {
-    Ok,
-    Missing,
-    /// The cycle's new key is taken.
-    Collision,
-    /// An expected revision does not hold.
-    Conflict(Conflict),
-    /// A guard found another header.
-    Guard,
-    /// A field update's slot is not stored.
-    SlotMissing(String),
-    /// A field update's slot is stored with this other header.
-    SlotChanged {
-        slot: String,
-        header: String,
-    },
-}
+    /// Commands in one round trip on one connection, all on the node of `key` (their keys must
+    /// share its hash slot); the replies in order.
+    pub(super) async fn pipeline(
+        &self,
+        pipe: &Pipeline,
+        key: &[u8],
+    ) -> Result<Vec<Value>, RedisError> {
+        match self.once_pipelined(pipe, key).await {
+            Err(err) if err.is_connection_refusal() => self.once_pipelined(pipe, key).await,
+            result => result,
+        }
+    }
 
-impl SaveReply {
-    pub(super) fn parse(reply: Vec<Vec<u8>>) -> Result<Self, StoreError> {
-        let text = |i: usize| {
-            reply
-                .get(i)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
+    /// `cmd` (a script call built by `call(whole)`), after `CLIENT TRACKING on NOLOOP` in the
+    /// same round trip when `tracking`; sent again with the script's source when the server
+    /// does not know the script yet.
+    pub(super) async fn script(
+        &self,
+        call: impl Fn(bool) -> Cmd,
+        key: &str,
+        tracking: bool,
+    ) -> Result<Value, RedisError> {
+        let send = |whole: bool| {
+            let cmd = call(whole);
+            async move {
+                if tracking {
+                    let mut pipe = tracked();
+                    pipe.add_command(cmd);
+                    let mut replies = self.pipeline(&pipe, key.as_bytes()).await?;
+                    replies.pop().ok_or_else(|| {
+                        RedisError::from((::redis::ErrorKind::Client, "an empty pipeline reply"))
+                    })
+                } else {
+                    self.command(&cmd).await
+                }
+            }
         };
-        let number = |i: usize| text(i).and_then(|t| t.parse::<u64>().ok());
-        match reply.first().map(Vec::as_slice) {
-            Some(b"ok") => Ok(SaveReply::Ok),
-            Some(b"missing") => Ok(SaveReply::Missing),
-            Some(b"collision") => Ok(SaveReply::Collision),
-            Some(b"conflict") => match (text(1), number(2), number(3)) {
-                (Some(slot), Some(expected), Some(stored)) => Ok(SaveReply::Conflict(Conflict {
-                    slot,
-                    expected,
-                    stored,
-                })),
-                _ => Err(unexpected("the save script", &reply)),
-            },
-            Some(b"guard") => Ok(SaveReply::Guard),
-            Some(b"slot_missing") => Ok(SaveReply::SlotMissing(text(1).unwrap_or_default())),
-            Some(b"slot_changed") => Ok(SaveReply::SlotChanged {
-                slot: text(1).unwrap_or_default(),
-                header: text(2).unwrap_or_default(),
-            }),
-            _ => Err(unexpected("the save script", &reply)),
+        match send(false).await {
+            Err(err) if is_code(&err, "NOSCRIPT") => send(true).await,
+            result => result,
         }
     }
 }
 
-impl SaveReply {
-    /// The outcome of a save or cycle; `what` names the script for an unexpected reply.
-    pub(super) fn outcome(
-        self,
-        changes: &Changeset,
-        what: &'static str,
-    ) -> Result<crate::store::SaveOutcome, StoreError> {
-        use crate::store::SaveOutcome;
-        match self {
-            SaveReply::Ok => Ok(SaveOutcome::Saved),
-            SaveReply::Missing => Ok(SaveOutcome::Missing),
-            SaveReply::Collision => Err(StoreError::Collision),
-            SaveReply::Conflict(conflict) => Err(StoreError::Conflict(conflict)),
-            SaveReply::SlotMissing(slot) => {
-                Err(StoreError::Apply(ApplyError::SlotMissing { slot }))
-            }
-            SaveReply::SlotChanged { slot, header } => Err(slot_changed(changes, slot, &header)),
-            SaveReply::Guard => Err(unexpected(what, "a guard it was not given")),
-        }
+/// A pipeline that starts with `CLIENT TRACKING on NOLOOP`: what follows runs on a tracking
+/// connection, even one that reconnected a moment ago.
+pub(super) fn tracked() -> Pipeline {
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("CLIENT").arg("TRACKING").arg("on").arg("NOLOOP");
+    pipe
+}
+
+/// A reply's integer.
+pub(super) fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
     }
 }
 
-/// The error for a field update of `changes` refused because its slot is stored with `header`.
-pub(super) fn slot_changed(changes: &Changeset, slot: String, header: &str) -> StoreError {
-    let Some((stored_version, stored_format, _)) = layout::parse_header(header) else {
-        return StoreError::Record(RecordError::MalformedSlot {
-            slot,
-            reason: format!("header `{header}` is malformed"),
-        });
-    };
-    let expected = changes.iter().find_map(|change| match change {
-        SlotChange::Fields {
-            slot: name,
-            version,
-            format,
-            ..
-        } if **name == *slot => Some((*version, *format)),
+/// A reply's bytes.
+pub(super) fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
-    });
-    match expected {
-        Some((expected_version, expected_format)) => StoreError::Apply(ApplyError::SlotChanged {
-            slot,
-            expected_version,
-            expected_format,
-            stored_version,
-            stored_format,
-        }),
-        None => unexpected("the save script", format!("slot_changed for `{slot}`")),
     }
 }
 
-/// The field/value pairs of an `HGETALL` reply (RESP2 array or RESP3 map).
-pub(super) fn pairs(reply: Value) -> Result<Entries, StoreError> {
-    let bytes = |value: Value| match value {
-        Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(text) => Some(text.into_bytes()),
+/// The items of an array or set reply (RESP2 sends arrays, RESP3 sets).
+pub(super) fn items(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Some(items),
+        Value::Nil => Some(Vec::new()),
         _ => None,
-    };
-    match reply {
-        Value::Nil => Ok(Vec::new()),
+    }
+}
+
+/// The field/value pairs of an `HGETALL` reply (RESP2: a flat array, RESP3: a map).
+pub(super) fn pairs(value: Value) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    match value {
         Value::Map(map) => map
             .into_iter()
-            .map(|(k, v)| bytes(k).zip(bytes(v)))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| unexpected("HGETALL", "a map of non-strings")),
-        Value::Array(items) if items.len() % 2 == 0 => {
-            let mut out = Vec::with_capacity(items.len() / 2);
-            let mut items = items.into_iter();
-            while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                out.push(
-                    bytes(k)
-                        .zip(bytes(v))
-                        .ok_or_else(|| unexpected("HGETALL", "an array of non-strings"))?,
-                );
+            .map(|(k, v)| Some((bytes(k)?, bytes(v)?)))
+            .collect(),
+        Value::Array(flat) => {
+            if flat.len() % 2 != 0 {
+                return None;
             }
-            Ok(out)
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            let mut iter = flat.into_iter();
+            while let (Some(k), Some(v)) = (iter.next(), iter.next()) {
+                out.push((bytes(k)?, bytes(v)?));
+            }
+            Some(out)
         }
-        other => Err(unexpected("HGETALL", other)),
-    }
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        Value::Int(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
-/// `(cursor, keys)` of a `SCAN` reply.
-pub(super) fn scan_reply(reply: &Value) -> Option<(u64, Vec<String>)> {
-    let Value::Array(parts) = reply else {
-        return None;
-    };
-    let [cursor, Value::Array(keys)] = parts.as_slice() else {
-        return None;
-    };
-    let cursor = as_text(cursor)?.parse().ok()?;
-    let keys = keys.iter().map(as_text).collect::<Option<Vec<_>>>()?;
-    Some((cursor, keys))
+/// `(next cursor, keys)` of a `SCAN` reply.
+pub(super) fn scan_reply(value: Value) -> Option<(u64, Vec<String>)> {
+    let mut parts = items(value)?.into_iter();
+    let cursor = int(&parts.next()?)?;
+    let keys = items(parts.next()?)?
+        .into_iter()
+        .map(|key| String::from_utf8(bytes(key)?).ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some((u64::try_from(cursor).ok()?, keys))
 }
 
-/// The primaries' addresses in a `CLUSTER SLOTS` reply (each range's first node).
-pub(super) fn primaries(reply: &Value) -> Option<Vec<(String, u16)>> {
-    let Value::Array(ranges) = reply else {
-        return None;
-    };
+/// The primaries' addresses in a `CLUSTER SLOTS` reply.
+pub(super) fn primaries(value: Value) -> Option<Vec<(String, u16)>> {
     let mut nodes: Vec<(String, u16)> = Vec::new();
-    for range in ranges {
-        let Value::Array(range) = range else {
-            return None;
-        };
-        let Some(Value::Array(primary)) = range.get(2) else {
-            return None;
-        };
-        let host = as_text(primary.first()?)?;
-        let port = match primary.get(1)? {
-            Value::Int(port) => u16::try_from(*port).ok()?,
-            other => as_text(other)?.parse().ok()?,
-        };
-        if !nodes.iter().any(|(h, p)| *h == host && *p == port) {
+    for range in items(value)? {
+        let primary = items(range)?.into_iter().nth(2)?;
+        let mut fields = items(primary)?.into_iter();
+        let host = String::from_utf8(bytes(fields.next()?)?).ok()?;
+        let port = u16::try_from(int(&fields.next()?)?).ok()?;
+        if !nodes.contains(&(host.clone(), port)) {
             nodes.push((host, port));
         }
     }

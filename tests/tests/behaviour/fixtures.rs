@@ -1,0 +1,195 @@
+//! The stores the store-generic tests run on: one fixture per store, each a fresh store of its
+//! own (and whatever must be cleaned up after it).
+//!
+//! A store plugs in as one function here and one arm in [`store_tests!`](super::store_tests).
+//! A server store's function returns `None`, after printing a `skipped: set
+//! SESSIONS_TEST_..._URL` line, when its server is not configured:
+//!
+//! ```text
+//! pub(crate) async fn memory() -> Option<Fixture<MemoryStore>>      // always
+//! pub(crate) async fn sqlite() -> Option<Fixture<SqliteStore>>      // a temp file, always
+//! pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>>  // SESSIONS_TEST_POSTGRES_URL
+//! pub(crate) async fn redis() -> Option<Fixture<RedisStore>>        // SESSIONS_TEST_REDIS_URL
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sessions::{MemoryStore, PostgresStore, RedisStore, SqliteStore};
+
+/// A store for one test, and what to clean up after it (on drop, a panicking test too).
+pub(crate) struct Fixture<S> {
+    pub(crate) store: S,
+    /// Dropped with the fixture: a guard that removes a temp file, tables or the keys under a
+    /// prefix of a server store.
+    _cleanup: Option<Box<dyn std::any::Any>>,
+}
+
+impl<S> Fixture<S> {
+    /// A fixture with nothing to clean up.
+    pub(crate) fn plain(store: S) -> Self {
+        Self {
+            store,
+            _cleanup: None,
+        }
+    }
+
+    /// A fixture whose `guard` cleans up when dropped (for the server stores' fixtures).
+    pub(crate) fn with_cleanup(store: S, guard: impl std::any::Any) -> Self {
+        Self {
+            store,
+            _cleanup: Some(Box::new(guard)),
+        }
+    }
+}
+
+/// A fresh `MemoryStore`.
+pub(crate) async fn memory() -> Option<Fixture<MemoryStore>> {
+    Some(Fixture::plain(MemoryStore::new()))
+}
+
+/// A name no other test or test run uses.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes a SQLite file and its WAL companions when dropped.
+struct RemoveDb(PathBuf);
+
+impl Drop for RemoveDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = self.0.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A `SqliteStore` on a temp file of its own, migrated.
+pub(crate) async fn sqlite() -> Option<Fixture<SqliteStore>> {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("sessions_behaviour")));
+    let guard = RemoveDb(path.clone());
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("open a temp SQLite file");
+    store.migrate().await.expect("migrate");
+    Some(Fixture::with_cleanup(store, guard))
+}
+
+/// Drops a PostgreSQL table when dropped (on a connection of its own: the test's runtime may
+/// be gone).
+struct DropTable {
+    url: String,
+    table: String,
+}
+
+impl Drop for DropTable {
+    fn drop(&mut self) {
+        let (url, table) = (self.url.clone(), self.table.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&url).await?;
+                sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
+                    .execute(&pool)
+                    .await?;
+                pool.close().await;
+                Ok::<(), sqlx::Error>(())
+            })?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: table {} not dropped: {dropped:?}", self.table);
+        }
+    }
+}
+
+/// A `PostgresStore` on a table of its own, migrated; `None` (with the skip line) without a
+/// server.
+pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>> {
+    let url = match std::env::var("SESSIONS_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("skipped: set SESSIONS_TEST_POSTGRES_URL to run this test on PostgreSQL");
+            return None;
+        }
+    };
+    let table = unique_name("behaviour");
+    let guard = DropTable {
+        url: url.clone(),
+        table: table.clone(),
+    };
+    let store = PostgresStore::connect(&url)
+        .await
+        .expect("connect to SESSIONS_TEST_POSTGRES_URL")
+        .table_name(&table);
+    store.migrate().await.expect("migrate");
+    Some(Fixture::with_cleanup(store, guard))
+}
+
+/// Deletes every key under a prefix when dropped.
+struct DeletePrefix {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for DeletePrefix {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let Ok((next, keys)) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query::<(u64, Vec<String>)>(&mut conn)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _ = redis::cmd("DEL").arg(&keys).query::<i64>(&mut conn);
+            }
+            if next == 0 {
+                return;
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// A `RedisStore` under a key prefix of its own; `None` (with the skip line) without a server.
+pub(crate) async fn redis() -> Option<Fixture<RedisStore>> {
+    let url = match std::env::var("SESSIONS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("skipped: set SESSIONS_TEST_REDIS_URL to run this test on Redis");
+            return None;
+        }
+    };
+    let prefix = format!("{}:", unique_name("behaviour"));
+    let store = RedisStore::connect(url.as_str())
+        .await
+        .expect("connect to SESSIONS_TEST_REDIS_URL")
+        .prefix(&prefix);
+    Some(Fixture::with_cleanup(store, DeletePrefix { url, prefix }))
+}
