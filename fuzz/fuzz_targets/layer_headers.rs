@@ -18,7 +18,7 @@ use axum::Router;
 use http::{HeaderName, Method, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use sessions::{Format, MemoryStore, SessionId, SessionStore};
-use sessions::store::{Deadline, Record, Slot};
+use sessions::store::{Deadline, Entry, Record, SessionKey, Slot, Stored};
 use sessions::clock::ManualClock;
 use sessions_fuzz::app::{ID_HEADER, STORE_ROUTES, fixed_now, request, runtime, send, store_app};
 
@@ -89,15 +89,29 @@ fn restore(harness: &Harness) {
         for (id, record) in &harness.known {
             let key = id.key();
             let stored = harness.store.load(&key).await.ok().flatten();
-            if stored.is_some_and(|s| s.record == *record) {
-                continue;
-            }
-            let _ = harness.store.delete(&key).await;
-            if let Err(err) = harness.store.create(&key, record, deadline).await {
-                panic!("restore: {err}");
+            let current = match &stored {
+                Some(Entry::Live { session, .. }) if session.record == *record => continue,
+                Some(entry) => Some(entry.version()),
+                None => None,
+            };
+            let entry = Entry::Live {
+                version: current.map_or(1, |v| v + 1),
+                session: Stored::new(record.clone(), deadline),
+            };
+            match harness.store.swap(&key, current, Some(entry)).await {
+                Ok(true) => {}
+                Ok(false) => panic!("restore: the store changed under the harness"),
+                Err(err) => panic!("restore: {err}"),
             }
         }
     });
+}
+
+/// Removes the session under `key`, whatever it holds.
+async fn remove(store: &MemoryStore, key: &SessionKey) {
+    if let Ok(Some(entry)) = store.load(key).await {
+        let _ = store.swap(key, Some(entry.version()), None).await;
+    }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -192,7 +206,7 @@ fuzz_target!(|data: &[u8]| {
     // Keep the store small and the known sessions as they were.
     runtime().block_on(async {
         for id in &created {
-            let _ = harness.store.delete(&id.key()).await;
+            remove(&harness.store, &id.key()).await;
         }
     });
     restore(harness);

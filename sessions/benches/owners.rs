@@ -208,10 +208,8 @@ fn main() {
         let layer = SessionLayer::new(with);
         let app = bound::app(layer.clone());
         let client = rt.block_on(Client::new(app.clone(), sessions));
-        let unbound = rt.block_on(Client::new(
-            unbound::app(SessionLayer::new(without)),
-            sessions,
-        ));
+        let unbound_app = unbound::app(SessionLayer::new(without));
+        let unbound = rt.block_on(Client::new(unbound_app.clone(), sessions));
         // Listing: 10 sessions of the owner (a second layer on the same kind of store), then
         // its 1,000, then the 1,000 among 5,000 other owners' sessions.
         let calls = if bench { 30 } else { 2 };
@@ -227,7 +225,10 @@ fn main() {
             list_time(&ten, calls).await
         });
         let (alone, alone_n) = rt.block_on(list_time(&layer, calls));
-        rt.block_on(others(&app, if bench { 5_000 } else { 20 }));
+        // The same number of other sessions in both stores, so that W1/W2 compare like with like.
+        let others_n = if bench { 5_000 } else { 20 };
+        rt.block_on(others(&app, others_n));
+        rt.block_on(others(&unbound_app, others_n));
         let (among, among_n) = rt.block_on(list_time(&layer, calls));
         listing.push((kind, [(small, small_n), (alone, alone_n), (among, among_n)]));
         floor.get_or_insert_with(|| Client::floor(&client));

@@ -290,7 +290,9 @@ impl SessionLayer {
 
     /// At most `n` sessions per owner (see `#[session(owner)]`): when a login binds one more,
     /// the oldest logins of that owner are ended, so that the `n` newest stay. Two logins at
-    /// the same moment agree on which survive. Server-side stores only.
+    /// the same moment agree on which survive; a login whose own session is not among the `n`
+    /// kept (a newer login won) is answered `409 Conflict` ("session ended") with no cookie,
+    /// never as signed in. Server-side stores only.
     ///
     /// ```
     /// use sessions::prelude::*;
