@@ -1,6 +1,7 @@
 //! The actix-web side of the benches: the same cart and routes on actix-web, served by
 //! `sessions` (`App::new().wrap(layer)`) and by actix-session 0.11, and a client that keeps
-//! 1,000 sessions' cookies and calls the app in process (`actix_web::test::call_service`).
+//! 1,000 sessions' cookies and calls the app in process (`actix_web::test::call_service`). The
+//! `sessions` handlers are `http.rs`'s: a handler taking `Typed<Cart>` is one on both frameworks.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,24 +16,11 @@ use actix_web::{App, Error, test, web};
 use sessions::prelude::*;
 
 use super::suite::Requests;
-use super::{CREATE, Cart, CartPlain, W1, W2, full_cart, full_cart_plain, now_unix};
+use super::{
+    CREATE, CartPlain, W1, W2, full_cart_plain, now_unix, sessions_create, sessions_w1, sessions_w2,
+};
 
 // ---- the sessions app -------------------------------------------------------------------------
-
-async fn sessions_create(mut cart: Typed<Cart>) -> String {
-    cart.replace(full_cart());
-    cart.visits().to_string()
-}
-
-async fn sessions_w1(mut cart: Typed<Cart>) -> String {
-    *cart.visits_mut() += 1;
-    cart.set_last_seen_unix(now_unix());
-    cart.visits().to_string()
-}
-
-async fn sessions_w2(cart: Typed<Cart>) -> String {
-    cart.visits().to_string()
-}
 
 /// A client of the cart routes on actix-web behind `layer`, with `n` sessions created.
 pub(crate) async fn sessions(layer: SessionLayer, n: usize) -> Box<dyn Requests> {

@@ -113,18 +113,18 @@ pub(crate) fn app_floor() -> Router {
         .route(W2, get(floor))
 }
 
-async fn sessions_create(mut cart: Typed<Cart>) -> String {
+pub(crate) async fn sessions_create(mut cart: Typed<Cart>) -> String {
     cart.replace(full_cart());
     cart.visits().to_string()
 }
 
-async fn sessions_w1(mut cart: Typed<Cart>) -> String {
+pub(crate) async fn sessions_w1(mut cart: Typed<Cart>) -> String {
     *cart.visits_mut() += 1;
     cart.set_last_seen_unix(now_unix());
     cart.visits().to_string()
 }
 
-async fn sessions_w2(cart: Typed<Cart>) -> String {
+pub(crate) async fn sessions_w2(cart: Typed<Cart>) -> String {
     cart.visits().to_string()
 }
 
