@@ -57,6 +57,8 @@ struct Shared {
     jar: Jar,
     /// The header the session id travels in, and its value as last received.
     id_header: Option<(HeaderName, Option<String>)>,
+    /// Headers sent with every request that does not set them itself.
+    defaults: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl<S> TestClient<TowerTransport<S>> {
@@ -111,6 +113,28 @@ impl<T> TestClient<T> {
     /// ```
     pub fn id_header(self, name: HeaderName) -> Self {
         self.shared().id_header = Some((name, None));
+        self
+    }
+
+    /// Sends header `name: value` with every request that does not set `name` itself, as a
+    /// browser sends its `User-Agent` (for a layer that captures it,
+    /// [`SessionLayer::capture_user_agent`](crate::SessionLayer::capture_user_agent)).
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use http::{HeaderMap, HeaderValue, header::USER_AGENT};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let echo = |headers: HeaderMap, body: String| async move {
+    ///     format!("{:?} {body}", headers.get(USER_AGENT))
+    /// };
+    /// let client = sessions::testing::TestClient::new(Router::new().route("/echo", post(echo)))
+    ///     .default_header(USER_AGENT, HeaderValue::from_static("Firefox/120.0"));
+    /// let response = client.post_form("/echo", &[("name", "Ada L"), ("remember", "on")]).await;
+    /// assert_eq!(response.text(), r#"Some("Firefox/120.0") name=Ada+L&remember=on"#);
+    /// # });
+    /// ```
+    pub fn default_header(self, name: HeaderName, value: HeaderValue) -> Self {
+        self.shared().defaults.push((name, value));
         self
     }
 
@@ -252,7 +276,10 @@ impl<T: Transport> TestClient<T> {
     /// # });
     /// ```
     pub async fn post_json(&self, path: &str, body: &impl serde::Serialize) -> TestResponse {
-        let body = serde_json::to_vec(body).unwrap_or_default();
+        let body = match serde_json::to_vec(body) {
+            Ok(body) => body,
+            Err(err) => return TestResponse::client_error(&err),
+        };
         let request = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -262,6 +289,44 @@ impl<T: Transport> TestClient<T> {
             Ok(request) => self.send(request).await,
             Err(err) => TestResponse::client_error(&err),
         }
+    }
+
+    /// `POST path` with `form` as an HTML form sends it (`application/x-www-form-urlencoded`):
+    /// a struct or a list of pairs.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = sessions::testing::TestClient::new(axum::Router::<()>::new());
+    /// let response = client.post_form("/login", &[("name", "ada"), ("remember", "on")]).await;
+    /// assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+    /// # });
+    /// ```
+    pub async fn post_form(&self, path: &str, form: &impl serde::Serialize) -> TestResponse {
+        let body = match serde_urlencoded::to_string(form) {
+            Ok(body) => body,
+            Err(err) => return TestResponse::client_error(&err),
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Bytes::from(body));
+        match request {
+            Ok(request) => self.send(request).await,
+            Err(err) => TestResponse::client_error(&err),
+        }
+    }
+
+    /// `DELETE path`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = sessions::testing::TestClient::new(axum::Router::<()>::new());
+    /// assert_eq!(client.delete("/nowhere").await.status(), http::StatusCode::NOT_FOUND);
+    /// # });
+    /// ```
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.request(Method::DELETE, path, Bytes::new()).await
     }
 
     /// `method path` with `body`.
@@ -305,6 +370,11 @@ impl<T: Transport> TestClient<T> {
             {
                 request.headers_mut().insert(name.clone(), value);
             }
+            for (name, value) in &shared.defaults {
+                if !request.headers().contains_key(name) {
+                    request.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
         }
         let response = self.transport.send(request).await;
         let now = self.clock.now();
@@ -340,7 +410,7 @@ pub struct TestResponse {
 
 impl TestResponse {
     /// A request the client could not even build (a bad path): a 400 with the reason.
-    fn client_error(err: &http::Error) -> Self {
+    fn client_error(err: &impl std::fmt::Display) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             headers: HeaderMap::new(),
