@@ -380,7 +380,14 @@ impl SessionHandle {
             .map_err(SessionRejection::from_error::<T>)
     }
 
-    /// Removes `T`'s slot from the session; the other slots stay.
+    /// Removes `T`'s slot from the session; the other slots stay. A `Typed<T>` taken before is
+    /// let go: its later changes are dropped, and the slot stays removed.
+    ///
+    /// A server-side session whose last slot is removed stays stored, empty, until it expires
+    /// (its cookie too): a concurrent request of the same session that writes another slot
+    /// (a cart added while a flash is read) must not be lost to a delete. Call
+    /// [`destroy`](Self::destroy) to end a session. A [`CookieStore`](crate::CookieStore)
+    /// session that ends up empty is cleared from the browser.
     ///
     /// ```
     /// use sessions::prelude::*;

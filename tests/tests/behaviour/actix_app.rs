@@ -115,6 +115,7 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/retry/{sku}", web::post().to(retrying_item))
         .route("/slow/coupon/{code}", web::post().to(slow_coupon))
         .route("/slow/cart/{sku}", web::post().to(slow_item))
+        .route("/slow/forget-prefs", web::post().to(slow_forget_prefs))
         .route("/slow/login", web::post().to(slow_login))
         .route("/slow/logout", web::post().to(slow_logout))
         .route("/slow/save/{sku}", web::post().to(slow_save))
@@ -211,6 +212,10 @@ async fn retrying_item(gate: Gated, session: SessionHandle, sku: Param) -> Answe
 
 async fn slow_coupon(gate: Gated, cart: Typed<Cart>, code: Param) -> String {
     h::slow_coupon(&gate, cart, code.into_inner()).await
+}
+
+async fn slow_forget_prefs(gate: Gated, session: SessionHandle, prefs: IfStored<Prefs>) -> String {
+    h::slow_forget_prefs(&gate, session, prefs.into_inner()).await
 }
 
 async fn slow_item(gate: Gated, cart: Typed<Cart>, sku: Param) -> String {

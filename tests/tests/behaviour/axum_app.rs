@@ -95,6 +95,7 @@ pub(crate) fn router(gate: Gate) -> Router {
         .route("/retry/{sku}", post(retrying_item))
         .route("/slow/coupon/{code}", post(slow_coupon))
         .route("/slow/cart/{sku}", post(slow_item))
+        .route("/slow/forget-prefs", post(slow_forget_prefs))
         .route("/slow/login", post(slow_login))
         .route("/slow/logout", post(slow_logout))
         .route("/slow/save/{sku}", post(slow_save))
@@ -194,6 +195,14 @@ async fn slow_coupon(
     Path(code): Path<String>,
 ) -> String {
     h::slow_coupon(&gate, cart, code).await
+}
+
+async fn slow_forget_prefs(
+    Extension(gate): Extension<Gate>,
+    session: SessionHandle,
+    prefs: Option<Typed<Prefs>>,
+) -> String {
+    h::slow_forget_prefs(&gate, session, prefs).await
 }
 
 async fn slow_item(

@@ -261,6 +261,19 @@ pub(crate) async fn slow_item(gate: &Gate, mut cart: Typed<Cart>, sku: String) -
     show(cart.value())
 }
 
+/// Loads the prefs (the flash of a page, say), waits, and removes them: the last slot the
+/// session held when this request loaded it.
+pub(crate) async fn slow_forget_prefs(
+    gate: &Gate,
+    session: SessionHandle,
+    prefs: Option<Typed<Prefs>>,
+) -> String {
+    let seen = read_prefs(prefs);
+    gate.pause().await;
+    session.remove::<Prefs>();
+    seen
+}
+
 /// The login of `/login` (visits + 1, `cycle_id()`), and the coupon set to `slow-login` (a
 /// change of its own), waiting at the gate before it returns: the cycle itself happens after
 /// the handler.

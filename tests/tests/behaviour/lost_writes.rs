@@ -76,6 +76,41 @@ pub(crate) async fn two_first_writes_of_a_slot_keep_both_fields<A: App, S: Sessi
     assert_eq!(client.get("/prefs").await.text(), "dark=true lang=fr");
 }
 
+/// Removing the last slot does not delete the session: A loads a session that holds only
+/// prefs (a flash, say) and removes them; B meanwhile adds the first cart item and gets 200; A
+/// gets 200. B's item is stored, the prefs are gone, and the session lives on under its id (a
+/// delete on "emptied" would have lost B's acknowledged write).
+pub(crate) async fn removing_the_last_slot_keeps_a_concurrent_first_write<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let gate = Gate::default();
+    let layer = layer(store);
+    let id = seed(
+        &layer,
+        Prefs {
+            dark: true,
+            lang: "fr".into(),
+        },
+    )
+    .await
+    .expect("seed");
+    let client = A::serve(layer.clone(), gate.clone()).await;
+    client.set_session(&layer, &id);
+
+    both_acknowledged(&client, &gate, "/slow/forget-prefs", "/cart/x").await;
+    let cart = cart_of(&layer, &id).await.expect("B's cart was lost");
+    assert_eq!(cart.items, ["x"], "B's acknowledged item was lost");
+    assert_eq!(client.get("/prefs").await.text(), "no prefs");
+    assert_eq!(
+        client.session(&layer).as_deref(),
+        Some(id.as_str()),
+        "the session kept its id"
+    );
+}
+
 /// Bug 1, a migration: a deploy moved `cart` from version 1 to 2; the first two requests of a
 /// session stored at version 1 arrive at once, each migrating it on load, A adding an item, B
 /// setting the coupon. Both are stored, at version 2.

@@ -308,6 +308,7 @@ macro_rules! suite {
             }
             lost_writes {
                 two_first_writes_of_a_slot_keep_both_fields,
+                removing_the_last_slot_keeps_a_concurrent_first_write,
                 the_first_requests_after_a_deploy_migrate_and_keep_both_changes,
                 a_codec_switch_keeps_both_changes,
                 a_handler_save_racing_a_logout_is_409_and_sends_no_cookie,
