@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sessions::{MemoryStore, PostgresStore, RedisStore, SqliteStore};
 
+use super::redis_common::{PrefixGuard, redis_url};
+
 /// A store for one test, and what to clean up after it (on drop, a panicking test too).
 pub(crate) struct Fixture<S> {
     pub(crate) store: S,
@@ -139,57 +141,14 @@ pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>> {
     Some(Fixture::with_cleanup(store, guard))
 }
 
-/// Deletes every key under a prefix when dropped.
-struct DeletePrefix {
-    url: String,
-    prefix: String,
-}
-
-impl Drop for DeletePrefix {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
-        };
-        let pattern = format!("{}*", self.prefix);
-        let mut cursor = 0u64;
-        loop {
-            let Ok((next, keys)) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query::<(u64, Vec<String>)>(&mut conn)
-            else {
-                return;
-            };
-            if !keys.is_empty() {
-                let _ = redis::cmd("DEL").arg(&keys).query::<i64>(&mut conn);
-            }
-            if next == 0 {
-                return;
-            }
-            cursor = next;
-        }
-    }
-}
-
 /// A `RedisStore` under a key prefix of its own; `None` (with the skip line) without a server.
 pub(crate) async fn redis() -> Option<Fixture<RedisStore>> {
-    let url = match std::env::var("SESSIONS_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            println!("skipped: set SESSIONS_TEST_REDIS_URL to run this test on Redis");
-            return None;
-        }
-    };
-    let prefix = format!("{}:", unique_name("behaviour"));
+    let url = redis_url()?;
+    // `unique_name`'s counter keeps the prefixes of one run's concurrent tests apart.
+    let guard = PrefixGuard::new(&url, &unique_name("behaviour"));
     let store = RedisStore::connect(url.as_str())
         .await
         .expect("connect to SESSIONS_TEST_REDIS_URL")
-        .prefix(&prefix);
-    Some(Fixture::with_cleanup(store, DeletePrefix { url, prefix }))
+        .prefix(&guard.prefix);
+    Some(Fixture::with_cleanup(store, guard))
 }

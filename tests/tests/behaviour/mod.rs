@@ -23,6 +23,8 @@ pub(crate) mod fixtures;
 pub(crate) mod handlers;
 pub(crate) mod model;
 pub(crate) mod recording_store;
+#[path = "../redis_common/mod.rs"]
+pub(crate) mod redis_common;
 pub(crate) mod support;
 
 pub(crate) mod concurrency;
