@@ -233,6 +233,31 @@ async fn concurrent_requests_of_one_user_on_two_instances_lose_no_write() {
     assert_eq!(body, "1", "a write after the logout starts a fresh session");
 }
 
+/// Loads the session under `key` through `store` and swaps in a copy with slot `name` set to
+/// `n`, again until a swap goes through (a stale cached read fails its swap); returns how many
+/// swaps failed first.
+async fn write_slot_until_stored(store: &RedisStore, key: &SessionKey, name: &str, n: u64) -> u32 {
+    let mut failed = 0;
+    loop {
+        let Some(Entry::Live { version, session }) = store.load(key).await.unwrap() else {
+            panic!("the session is gone")
+        };
+        let mut changed = session.clone();
+        changed.record.insert(
+            slot(name, 1, Format::Json, &[("n", n.to_string().as_bytes())]).with_revision(1),
+        );
+        let next = Entry::Live {
+            version: version + 1,
+            session: changed,
+        };
+        if store.swap(key, Some(version), Some(next)).await.unwrap() {
+            return failed;
+        }
+        failed += 1;
+        assert!(failed < 10_000, "{name}'s save never went through");
+    }
+}
+
 /// A save made from a stale cached entry writes nothing and is retried on what is stored: the
 /// store refuses a swap over a version that is not stored, and forgets its cached entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,62 +282,9 @@ async fn a_stale_entry_only_makes_a_save_retry() {
     for n in 0..200u64 {
         // `b` writes (from its own cache, which may be stale after `a`'s last write: then its
         // swap fails and it reads again); `a` saves at once, from whatever its cache says.
-        loop {
-            let Some(Entry::Live {
-                version: v,
-                session,
-            }) = b.load(&key).await.unwrap()
-            else {
-                panic!()
-            };
-            let mut by_b = session.clone();
-            by_b.record.insert(
-                slot("b", 1, Format::Json, &[("n", n.to_string().as_bytes())]).with_revision(1),
-            );
-            if b.swap(
-                &key,
-                Some(v),
-                Some(Entry::Live {
-                    version: v + 1,
-                    session: by_b,
-                }),
-            )
-            .await
-            .unwrap()
-            {
-                break;
-            }
-            retries += 1;
-            assert!(retries < 10_000, "b's save never went through");
-        }
-        loop {
-            let Some(Entry::Live {
-                version: v,
-                session,
-            }) = a.load(&key).await.unwrap()
-            else {
-                panic!()
-            };
-            let mut by_a = session.clone();
-            by_a.record.insert(
-                slot("a", 1, Format::Json, &[("n", n.to_string().as_bytes())]).with_revision(1),
-            );
-            if a.swap(
-                &key,
-                Some(v),
-                Some(Entry::Live {
-                    version: v + 1,
-                    session: by_a,
-                }),
-            )
-            .await
-            .unwrap()
-            {
-                break;
-            }
-            retries += 1;
-            assert!(retries < 10_000, "the save never went through");
-        }
+        retries += write_slot_until_stored(&b, &key, "b", n).await;
+        retries += write_slot_until_stored(&a, &key, "a", n).await;
+        assert!(retries < 10_000, "a save never went through");
         let mut server = plain_connection(&url).await;
         let stored: Vec<u8> = redis::cmd("GET")
             .arg(a.redis_key(&key))
