@@ -371,6 +371,7 @@ impl SessionHandle {
     }
 
     /// `T`'s slot, or a new one (`NewSlot`: `T::default()`), for the extractors.
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) async fn get_or_new<T: Session + crate::typed::NewSlot>(
         &self,
     ) -> Result<Typed<T>, SessionRejection> {

@@ -1,9 +1,6 @@
 //! The table name a [`PostgresStore`](super::PostgresStore) is given, and the SQL it runs,
 //! written once per table name.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::errors::RecordError;
 use crate::store::table_name::{self, TableNameError};
 
 /// The table name when none is given.
@@ -121,24 +118,7 @@ impl Queries {
     }
 }
 
-/// A time as stored: milliseconds since the Unix epoch (negative before it, clamped at the ends).
-pub(super) fn millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// A stored time back as a `SystemTime`.
-pub(super) fn time(millis: i64) -> Result<SystemTime, RecordError> {
-    let offset = Duration::from_millis(millis.unsigned_abs());
-    let time = if millis >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    };
-    time.ok_or_else(|| RecordError::Malformed(format!("stored time {millis} ms is out of range")))
-}
+pub(super) use crate::store::sql_time::{millis, time};
 
 /// An entry's version as the `version` column holds it: the same 64 bits, read as signed
 /// (only ever compared for equality).

@@ -1,9 +1,6 @@
 //! The table a [`SqliteStore`](super::SqliteStore) keeps, and the SQL it runs, written once per
 //! table name.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::errors::RecordError;
 use crate::store::table_name::{self, TableNameError};
 
 /// The table name when none is given.
@@ -22,25 +19,7 @@ pub(super) fn create_table(quoted: &str) -> String {
     )
 }
 
-/// A time as stored: milliseconds since the Unix epoch (negative before it, clamped at the
-/// ends).
-pub(super) fn millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// A stored time back as a `SystemTime`.
-pub(super) fn time(millis: i64) -> Result<SystemTime, RecordError> {
-    let offset = Duration::from_millis(millis.unsigned_abs());
-    let time = if millis >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    };
-    time.ok_or_else(|| RecordError::Malformed(format!("stored time {millis} ms is out of range")))
-}
+pub(super) use crate::store::sql_time::{millis, time};
 
 /// The statements of one store, written once for its table name. Parameters are numbered as
 /// the store binds them; every time is milliseconds since the Unix epoch.
