@@ -23,13 +23,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use common::load::{Contender, LoadSettings, measure, report};
+use common::load::{Contender, LoadSettings, drive, measure, report};
 use common::{
-    Samples, W1, W2, env_usize, is_bench, postgres_url, send, sessions_postgres, tower_postgres,
+    Samples, W1, W2, env_usize, is_bench, postgres_url, sessions_postgres, tower_postgres,
 };
 use cpu_time::ProcessTime;
 use sessions::{Format, PostgresStore};
@@ -254,37 +253,6 @@ async fn server_cost(
             ratio(&wal[i], &wal[incumbent])
         );
     }
-}
-
-/// `tasks` tasks send requests to `path` round-robin over `cookies` for `duration`; returns
-/// how many were answered.
-async fn drive(
-    app: &Router,
-    cookies: &Arc<Vec<http::HeaderValue>>,
-    path: &'static str,
-    tasks: usize,
-    duration: Duration,
-) -> usize {
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Instant::now() + duration;
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..tasks {
-        let (app, cookies, next) = (app.clone(), cookies.clone(), next.clone());
-        set.spawn(async move {
-            let mut done = 0usize;
-            while Instant::now() < stop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                std::hint::black_box(send(&app, path, Some(&cookies[i % cookies.len()])).await);
-                done += 1;
-            }
-            done
-        });
-    }
-    let mut requests = 0;
-    while let Some(done) = set.join_next().await {
-        requests += done.expect("a load task failed");
-    }
-    requests.max(1)
 }
 
 /// The process ids of the backends whose `application_name` is `application`.

@@ -109,9 +109,22 @@ async fn throughput(
     tasks: usize,
     duration: Duration,
 ) -> f64 {
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let stop = start + duration;
+    let requests = drive(app, cookies, path, tasks, duration).await;
+    requests as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `tasks` tasks send requests to `path`, round-robin over `cookies`, for `duration`; returns
+/// how many were answered (at least 1).
+pub(crate) async fn drive(
+    app: &Router,
+    cookies: &Arc<Vec<HeaderValue>>,
+    path: &'static str,
+    tasks: usize,
+    duration: Duration,
+) -> usize {
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Instant::now() + duration;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..tasks {
         let (app, cookies, next) = (app.clone(), cookies.clone(), next.clone());
@@ -129,7 +142,7 @@ async fn throughput(
     while let Some(done) = set.join_next().await {
         requests += done.expect("a load task failed");
     }
-    requests as f64 / start.elapsed().as_secs_f64()
+    requests.max(1)
 }
 
 /// The median time of one request alone, in µs, over `n` requests.
