@@ -48,9 +48,13 @@ impl Field<'_> {
 use syn::ext::IdentExt;
 
 impl<'a> Input<'a> {
-    /// The model, or `None` when the input is not a struct with named fields (the error is in `cx`).
-    pub(crate) fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Option<Input<'a>> {
-        let attrs = attr::container(cx, &input.attrs);
+    /// The model of `input`, whose `#[session(..)]` on the struct reads as `attrs`; `None`
+    /// when the input is not a struct with named fields (the error is in `cx`).
+    pub(crate) fn from_syn(
+        cx: &Ctxt,
+        input: &'a DeriveInput,
+        attrs: attr::Container,
+    ) -> Option<Input<'a>> {
         let ident = &input.ident;
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {

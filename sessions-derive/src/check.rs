@@ -128,6 +128,17 @@ fn check_fields(cx: &Ctxt, input: &Input<'_>) {
     let mut accessors: HashMap<String, &syn::Ident> = HashMap::new();
     for field in &input.fields {
         let attrs = &field.attrs;
+        let base = syn::ext::IdentExt::unraw(field.ident).to_string();
+        if base.starts_with("__") {
+            cx.error_spanned_by(
+                field.ident,
+                format!(
+                    "field names starting with `__` are reserved for the items the derive adds beside the accessors: rename the field, e.g. `{}`",
+                    suggest(&base, "field").to_lowercase()
+                ),
+            );
+            continue;
+        }
         if let (Some(_), Some(default)) = (attrs.skip, attrs.default) {
             cx.syn_error(syn::Error::new(
                 default,
@@ -180,7 +191,6 @@ fn check_fields(cx: &Ctxt, input: &Input<'_>) {
                 stored.insert(name, field.ident);
             }
         }
-        let base = syn::ext::IdentExt::unraw(field.ident).to_string();
         for accessor in [base.clone(), format!("{base}_mut"), format!("set_{base}")] {
             if TYPED_METHODS.contains(&accessor.as_str()) {
                 cx.error_spanned_by(

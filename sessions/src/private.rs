@@ -12,7 +12,7 @@ pub use crate::errors::{DecodeError, EncodeError};
 pub use crate::record::Slot;
 pub use crate::schema::fields::*;
 pub use crate::schema::lazy::{
-    Access, Cell, Origin, State, check_cell, encode_cell, get, get_mut, never_lazy, set,
+    Access, Cell, Origin, State, StateOf, check_cell, encode_cell, get, get_mut, set,
     snapshot_cell, take_cell, unmarked, value,
 };
 pub use crate::schema::{NoPrevious, Session};

@@ -53,7 +53,7 @@ struct OwnerType {
 
 /// The owner a stored slot of `T` names (migrated first when it is older).
 fn read_owner<T: Session>(slot: &Slot) -> Result<Option<String>, DecodeError> {
-    decode_slot::<T>(slot).map(|(value, _)| value.owner())
+    decode_slot::<T>(slot).map(|(value, _)| T::OWNER.and_then(|owner| owner(&value)))
 }
 
 struct Entry {
@@ -120,7 +120,7 @@ impl Registry {
                 second: std::any::type_name::<T>(),
             });
         }
-        if T::HAS_OWNER {
+        if T::OWNER.is_some() {
             if let Some(owner) = &self.owner {
                 return Err(RegistryError::TwoOwners {
                     first: owner.rust_type,
@@ -226,12 +226,11 @@ impl Registry {
                 stored: slot.type_tag().to_owned(),
             });
         }
-        if T::LAZY
-            && slot.version() == T::VERSION
+        if slot.version() == T::VERSION
             && let Some(format) = slot.format()
-        {
             // Field by field: only what the slot does not vouch for is decoded now.
-            let state = State::lazy(record, slot, format)?;
+            && let Some(state) = State::lazy(record, slot, format)?
+        {
             return Ok(Some(Typed::from_state(state)));
         }
         let (value, origin) = decode_slot::<T>(slot)?;
@@ -396,10 +395,7 @@ pub(crate) fn decode_slot<T: Session>(slot: &Slot) -> Result<(T, Origin), Decode
 fn decode_version<T: Session>(slot: &Slot, format: Format) -> Result<T, DecodeError> {
     let stored = slot.version();
     if stored == T::VERSION {
-        return T::assemble(
-            T::cells(),
-            &SlotReader::new(slot, format, T::NAME, T::VERSION),
-        );
+        return T::assemble(None, &SlotReader::new(slot, format, T::NAME, T::VERSION));
     }
     if stored > T::VERSION || <T::Previous as Session>::VERSION == 0 {
         return Err(DecodeError::UnknownVersion {

@@ -327,16 +327,29 @@ impl<T: Session> Drop for Typed<T> {
 /// What `Typed<T>` as an extractor needs: a value for a session that stores nothing for `T` yet.
 /// Implemented for every `T: Default`; for a type without one, extract `Option<Typed<T>>` (or
 /// `IfStored<T>` in actix-web), and create the slot with `SessionHandle::insert`.
+///
+/// The impl for `T: Default` is `#[diagnostic::do_not_recommend]`, so that a handler taking
+/// `Typed<SignedIn>` for a `SignedIn` without `Default` is told the message below, not "derive
+/// `Default`" (an empty `SignedIn { user_id: 0 }` would be a session signed in as user 0).
+///
+/// ```
+/// use sessions::NewSlot;
+/// use sessions::prelude::*;
+/// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { items: Vec<String> }
+/// assert!(Cart::new_slot().items.is_empty());
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`Typed<{Self}>` makes a new slot with `{Self}::default()`, and `{Self}` has no `Default`",
-    label = "`{Self}` does not implement `Default`",
-    note = "extract `Option<Typed<{Self}>>` (actix-web: `sessions::actix::IfStored<{Self}>`) and create the slot with `SessionHandle::insert({Self} {{ .. }})`, or derive `Default` for `{Self}`"
+    label = "`{Self}` has no `Default`: a handler cannot take `Typed<{Self}>`",
+    note = "take `Option<Typed<{Self}>>` (on actix-web `sessions::actix::IfStored<{Self}>`), which is `None` while nothing is stored for `{Self}`, and create the slot with `SessionHandle::insert({Self} {{ .. }})`",
+    note = "derive `Default` for `{Self}` only if its default value is a session you want every visitor to start with"
 )]
 pub trait NewSlot: Sized {
     /// The value of a new slot.
     fn new_slot() -> Self;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Default> NewSlot for T {
     fn new_slot() -> Self {
         T::default()

@@ -1,6 +1,5 @@
-//! The per-field functions generated code calls (through `__private`): encode and decode one
-//! field, the migration link check, the owner field; and [`SlotReader`], a slot as a type's
-//! fields read it.
+//! What generated code calls (through `__private`) for one field: its [`Codec`], the migration
+//! link check, the owner field; and [`SlotReader`], a slot as a type's fields read it.
 
 use std::fmt;
 
@@ -9,35 +8,121 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{NoPrevious, Session};
-use crate::codec::Format;
+use crate::codec::{CodecError, Format};
 use crate::errors::{DecodeError, EncodeError};
 use crate::record::Slot;
 
-/// Encodes one field.
-#[inline]
-pub fn encode<F: Serialize + ?Sized>(
-    format: Format,
+/// How one stored field is encoded and decoded. The derive makes one per stored field, as an
+/// associated const of the accessor type, through [`codec`] or [`codec_or_default`]: the only
+/// places that need the field's serde impls, so a missing impl is reported once, at the field's
+/// type.
+pub struct Codec<F> {
+    /// The field's index in [`Session::FIELDS`].
+    index: usize,
     type_name: &'static str,
-    field: &'static str,
-    value: &F,
-) -> Result<Bytes, EncodeError> {
-    format.encode(value).map_err(|source| EncodeError {
-        type_name,
-        field,
-        source,
-    })
+    /// The stored name.
+    name: &'static str,
+    encode: fn(Format, &F) -> Result<Bytes, CodecError>,
+    decode: fn(Format, &[u8]) -> Result<F, CodecError>,
+    /// The value of a field missing from the slot, if it has one.
+    missing: fn() -> Option<F>,
 }
 
-/// The answer to an index past the stored fields (only a hand-written caller can ask).
-#[cold]
-pub fn no_such_field(type_name: &'static str, index: usize) -> Result<Bytes, EncodeError> {
-    Err(EncodeError {
+/// The codec of a field that a slot must hold, unless it is an `Option` (missing is `None`, as
+/// in serde).
+pub const fn codec<F: Serialize + DeserializeOwned>(
+    index: usize,
+    type_name: &'static str,
+    name: &'static str,
+) -> Codec<F> {
+    Codec {
+        index,
         type_name,
-        field: "<no such field>",
-        source: crate::codec::CodecError::Json(serde::ser::Error::custom(format_args!(
-            "session type `{type_name}` has no stored field at index {index}"
-        ))),
-    })
+        name,
+        encode: encode_value::<F>,
+        decode: decode_value::<F>,
+        missing: missing_value::<F>,
+    }
+}
+
+/// The codec of a `#[session(default)]` field: missing from the slot, it takes its `Default`.
+pub const fn codec_or_default<F: Serialize + DeserializeOwned + Default>(
+    index: usize,
+    type_name: &'static str,
+    name: &'static str,
+) -> Codec<F> {
+    Codec {
+        missing: default_value::<F>,
+        ..codec(index, type_name, name)
+    }
+}
+
+fn encode_value<F: Serialize>(format: Format, value: &F) -> Result<Bytes, CodecError> {
+    format.encode(value)
+}
+
+fn decode_value<F: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<F, CodecError> {
+    format.decode(bytes)
+}
+
+/// A missing field decodes as serde decodes one: `None` for an `Option`, an error otherwise.
+fn missing_value<F: DeserializeOwned>() -> Option<F> {
+    F::deserialize(MissingField).ok()
+}
+
+fn default_value<F: Default>() -> Option<F> {
+    Some(F::default())
+}
+
+impl<F> Codec<F> {
+    /// The field's index in [`Session::FIELDS`].
+    #[inline]
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The stored name.
+    #[inline]
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Encodes the field's value.
+    #[inline]
+    pub fn encode(&self, format: Format, value: &F) -> Result<Bytes, EncodeError> {
+        (self.encode)(format, value).map_err(|source| EncodeError {
+            type_name: self.type_name,
+            field: self.name,
+            source,
+        })
+    }
+
+    /// Decodes the field from a slot.
+    pub fn decode(&self, reader: &SlotReader<'_>) -> Result<F, DecodeError> {
+        match reader.slot.field(self.name) {
+            Some(bytes) => {
+                (self.decode)(reader.format, bytes).map_err(|source| DecodeError::Field {
+                    type_name: reader.type_name,
+                    version: reader.version,
+                    field: self.name,
+                    source,
+                })
+            }
+            None => (self.missing)().ok_or(DecodeError::MissingField {
+                type_name: reader.type_name,
+                version: reader.version,
+                field: self.name,
+            }),
+        }
+    }
+}
+
+/// The answer to an index past the stored fields: a caller's mistake, as an index out of
+/// bounds is.
+#[cold]
+#[track_caller]
+pub fn no_such_field(type_name: &'static str, index: usize) -> ! {
+    panic!("session type `{type_name}` has no stored field at index {index}")
 }
 
 /// A slot being decoded as one version of a session type.
@@ -72,49 +157,6 @@ impl<'a> SlotReader<'a> {
     pub fn version(&self) -> u32 {
         self.slot.version()
     }
-}
-
-/// Decodes a stored field; a missing one decodes as serde would decode a missing field
-/// (`None` for an `Option`, an error otherwise).
-pub fn field<F: DeserializeOwned>(
-    reader: &SlotReader<'_>,
-    name: &'static str,
-) -> Result<F, DecodeError> {
-    match reader.slot.field(name) {
-        Some(bytes) => decode_present(reader, name, bytes),
-        None => F::deserialize(MissingField).map_err(|_| DecodeError::MissingField {
-            type_name: reader.type_name,
-            version: reader.version,
-            field: name,
-        }),
-    }
-}
-
-/// Decodes a stored `#[session(default)]` field; a missing one takes its `Default`.
-pub fn field_or_default<F: DeserializeOwned + Default>(
-    reader: &SlotReader<'_>,
-    name: &'static str,
-) -> Result<F, DecodeError> {
-    match reader.slot.field(name) {
-        Some(bytes) => decode_present(reader, name, bytes),
-        None => Ok(F::default()),
-    }
-}
-
-fn decode_present<F: DeserializeOwned>(
-    reader: &SlotReader<'_>,
-    name: &'static str,
-    bytes: &[u8],
-) -> Result<F, DecodeError> {
-    reader
-        .format
-        .decode(bytes)
-        .map_err(|source| DecodeError::Field {
-            type_name: reader.type_name,
-            version: reader.version,
-            field: name,
-            source,
-        })
 }
 
 /// A deserializer for a field that is not there: `Option`s become `None`, all else fails.
@@ -288,14 +330,11 @@ pub fn skipped<F: Default>() -> F {
     F::default()
 }
 
-/// The decode of the stand-in impl emitted beside derive errors; never reached, since the
-/// crate does not compile.
+/// The body of every function of the stand-in impl emitted beside derive errors; never
+/// reached, since the crate does not compile.
 #[cold]
-pub fn invalid_derive<T>(reader: &SlotReader<'_>) -> Result<T, DecodeError> {
-    Err(DecodeError::UnknownVersion {
-        type_name: reader.type_name().to_owned(),
-        stored: reader.version(),
-    })
+pub fn invalid_derive() -> ! {
+    unreachable!("a session type whose derive failed is never compiled")
 }
 
 /// What an `#[session(owner)]` field can be: an `Option` of something rendered with `Display`

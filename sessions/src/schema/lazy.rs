@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use super::SlotReader;
+use super::{Codec, SlotReader};
 use crate::codec::Format;
 use crate::dirty::DirtySet;
 use crate::errors::{DecodeError, EncodeError};
@@ -32,6 +32,9 @@ pub enum Origin {
         revision: u64,
     },
 }
+
+/// The state of a value of the session type `T`.
+pub type StateOf<T> = State<T, <T as Session>::Cells>;
 
 /// The value and its dirty set. Its fields are private to `sessions`: generated accessors reach
 /// them only through [`get`], [`get_mut`], [`set`], [`value`] and [`unmarked`].
@@ -85,11 +88,17 @@ impl<T: Session> State<T, T::Cells> {
 
     /// Loads `T` from its slot in `record` (stored at `T`'s version in `format`) field by field:
     /// fields the slot does not vouch for yet are decoded now (an error is returned as on an
-    /// eager load), the others when first read.
-    pub(crate) fn lazy(record: &Record, slot: &Slot, format: Format) -> Result<Self, DecodeError> {
-        let cells = T::cells();
-        T::check_cells(&cells, &SlotReader::new(slot, format, T::NAME, T::VERSION))?;
-        Ok(Self {
+    /// eager load), the others when first read. `None` for a type that always loads whole.
+    pub(crate) fn lazy(
+        record: &Record,
+        slot: &Slot,
+        format: Format,
+    ) -> Result<Option<Self>, DecodeError> {
+        let Some(cells) = T::load_cells(&SlotReader::new(slot, format, T::NAME, T::VERSION))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
             repr: Repr::Lazy(Lazy {
                 cells,
                 record: record.clone(),
@@ -101,7 +110,7 @@ impl<T: Session> State<T, T::Cells> {
                 format,
                 revision: slot.revision(),
             },
-        })
+        }))
     }
 
     /// Turns cells (or the snapshot) into the whole value.
@@ -181,7 +190,7 @@ fn into_whole<T: Session>(lazy: Lazy<T, T::Cells>) -> T {
     if let Some(value) = snapshot.into_inner() {
         return value;
     }
-    match T::assemble(cells, &Lazy::<T, T::Cells>::reader(&record, format)) {
+    match T::assemble(Some(cells), &Lazy::<T, T::Cells>::reader(&record, format)) {
         Ok(value) => value,
         Err(err) => checked_field_failed(&err),
     }
@@ -258,12 +267,12 @@ pub fn value<T: Session>(state: &State<T, T::Cells>) -> &T {
 
 /// Reads a stored field: from the whole value, or from its cell, decoding it once.
 #[inline]
-pub fn get<T: Session, F>(
-    state: &State<T, T::Cells>,
+pub fn get<'a, T: Session, F>(
+    state: &'a StateOf<T>,
     whole: impl FnOnce(&T) -> &F,
     cell: impl FnOnce(&T::Cells) -> &Cell<F>,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
-) -> &F {
+    codec: &Codec<F>,
+) -> &'a F {
     match &state.repr {
         Repr::Whole(value) => whole(value),
         Repr::Lazy(lazy) => {
@@ -271,7 +280,7 @@ pub fn get<T: Session, F>(
             match cell.get() {
                 Some(field) => field,
                 None => {
-                    cell.get_or_init(|| decode_checked::<T, F>(&lazy.record, lazy.format, decode))
+                    cell.get_or_init(|| decode_checked::<T, F>(&lazy.record, lazy.format, codec))
                 }
             }
         }
@@ -279,23 +288,22 @@ pub fn get<T: Session, F>(
     }
 }
 
-/// Write access to the stored field `index`; marks it dirty.
+/// Write access to a stored field; marks it dirty.
 #[inline]
-pub fn get_mut<T: Session, F>(
-    state: &mut State<T, T::Cells>,
-    index: usize,
+pub fn get_mut<'a, T: Session, F>(
+    state: &'a mut StateOf<T>,
     whole: impl FnOnce(&mut T) -> &mut F,
     cell: impl FnOnce(&mut T::Cells) -> &mut Cell<F>,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
-) -> &mut F {
-    state.dirty.insert(index);
+    codec: &Codec<F>,
+) -> &'a mut F {
+    state.dirty.insert(codec.index());
     state.promote_snapshot();
     match &mut state.repr {
         Repr::Whole(value) => whole(value),
         Repr::Lazy(lazy) => {
             let cell = cell(&mut lazy.cells);
             if cell.get().is_none() {
-                *cell = OnceLock::from(decode_checked::<T, F>(&lazy.record, lazy.format, decode));
+                *cell = OnceLock::from(decode_checked::<T, F>(&lazy.record, lazy.format, codec));
             }
             match cell.get_mut() {
                 Some(field) => field,
@@ -306,16 +314,16 @@ pub fn get_mut<T: Session, F>(
     }
 }
 
-/// Sets the stored field `index` (nothing is decoded); marks it dirty.
+/// Sets a stored field (nothing is decoded); marks it dirty.
 #[inline]
 pub fn set<T: Session, F>(
-    state: &mut State<T, T::Cells>,
-    index: usize,
+    state: &mut StateOf<T>,
     whole: impl FnOnce(&mut T) -> &mut F,
     cell: impl FnOnce(&mut T::Cells) -> &mut Cell<F>,
+    codec: &Codec<F>,
     field: F,
 ) {
-    state.dirty.insert(index);
+    state.dirty.insert(codec.index());
     state.promote_snapshot();
     match &mut state.repr {
         Repr::Whole(value) => *whole(value) = field,
@@ -327,56 +335,51 @@ pub fn set<T: Session, F>(
 /// Write access to the whole value for a `skip` field, which is never stored and so never
 /// dirty (types with `skip` fields always load whole).
 #[inline]
-pub fn unmarked<T: Session>(state: &mut State<T, T::Cells>) -> &mut T {
+pub fn unmarked<T: Session>(state: &mut StateOf<T>) -> &mut T {
     state.promote()
 }
 
-fn decode_checked<T: Session, F>(
-    record: &Record,
-    format: Format,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
-) -> F {
-    match decode(&Lazy::<T, T::Cells>::reader(record, format)) {
+fn decode_checked<T: Session, F>(record: &Record, format: Format, codec: &Codec<F>) -> F {
+    match codec.decode(&Lazy::<T, T::Cells>::reader(record, format)) {
         Ok(field) => field,
         Err(err) => checked_field_failed(&err),
     }
 }
 
-/// On load: decodes the field `name` into its cell unless the slot vouches that its bytes
-/// decode as `T`'s field (a check made by an earlier load of the same bytes), and records that
-/// they do. A missing field is decoded (as `None`, its default, or an error) every time.
+/// On load: the cell of a field, decoded now unless the slot vouches that its bytes decode as
+/// `T`'s field (a check made by an earlier load of the same bytes), recording that they do. A
+/// missing field is decoded (as `None`, its default, or an error) every time.
 pub fn check_cell<T: Session, F>(
-    cell: &Cell<F>,
     reader: &SlotReader<'_>,
-    name: &'static str,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
-) -> Result<(), DecodeError> {
+    codec: &Codec<F>,
+) -> Result<Cell<F>, DecodeError> {
     let slot = reader.slot;
-    let position = slot.fields().position(|(stored, _)| stored == name);
+    let position = slot.fields().position(|(stored, _)| stored == codec.name());
     let owner = std::any::TypeId::of::<T>();
     if let Some(position) = position
         && slot.checked.is_valid(owner, position)
     {
-        return Ok(());
+        return Ok(Cell::new());
     }
-    let field = decode(reader)?;
-    let _ = cell.set(field);
+    let field = codec.decode(reader)?;
     if let Some(position) = position {
         slot.checked.set_valid(owner, position);
     }
-    Ok(())
+    Ok(Cell::from(field))
 }
 
-/// A field of the whole value: the cell's content, or decoded from the slot.
+/// A field of the whole value: taken from its cell when there are cells and it is filled,
+/// decoded from the slot otherwise.
 #[inline]
-pub fn take_cell<F>(
-    cell: Cell<F>,
+pub fn take_cell<C, F>(
+    cells: &mut Option<C>,
+    cell: impl FnOnce(&mut C) -> &mut Cell<F>,
     reader: &SlotReader<'_>,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
+    codec: &Codec<F>,
 ) -> Result<F, DecodeError> {
-    match cell.into_inner() {
+    match cells.as_mut().and_then(|cells| cell(cells).take()) {
         Some(field) => Ok(field),
-        None => decode(reader),
+        None => codec.decode(reader),
     }
 }
 
@@ -384,74 +387,60 @@ pub fn take_cell<F>(
 /// copied through its encoding in the stored format when changed.
 pub fn snapshot_cell<F>(
     cell: &Cell<F>,
-    changed: bool,
+    dirty: &DirtySet,
     reader: &SlotReader<'_>,
-    name: &'static str,
-    encode: impl FnOnce(Format, &F) -> Result<Bytes, EncodeError>,
-    decode: impl FnOnce(&SlotReader<'_>) -> Result<F, DecodeError>,
+    codec: &Codec<F>,
 ) -> Result<F, EncodeError> {
     match cell.get() {
-        Some(field) if changed => {
-            let bytes = encode(reader.format, field)?;
+        Some(field) if dirty.contains(codec.index()) => {
+            let bytes = codec.encode(reader.format, field)?;
             let copy = Slot::new(
                 reader.type_name,
                 reader.version,
                 reader.format,
-                vec![(std::borrow::Cow::Borrowed(name), bytes)],
+                vec![(std::borrow::Cow::Borrowed(codec.name()), bytes)],
             );
             let copy_reader =
                 SlotReader::new(&copy, reader.format, reader.type_name, reader.version);
-            decode(&copy_reader).map_err(|err| match err {
+            codec.decode(&copy_reader).map_err(|err| match err {
                 DecodeError::Field { source, .. } => EncodeError {
                     type_name: reader.type_name,
-                    field: name,
+                    field: codec.name(),
                     source,
                 },
-                other => field_error(reader.type_name, name, &other.to_string()),
+                // The copy holds the field: only its bytes can fail to decode.
+                other => checked_field_failed(&other),
             })
         }
-        _ => match decode(reader) {
+        _ => match codec.decode(reader) {
             Ok(field) => Ok(field),
             Err(err) => checked_field_failed(&err),
         },
     }
 }
 
-/// Encodes a field from its cell (for a partial save: only changed fields, which are filled).
+/// Encodes a changed field from its cell (for a partial save of a value loaded field by field).
+///
+/// # Panics
+///
+/// When the cell is empty: a changed field was reached through `get_mut` or `set`, which fill it.
 #[inline]
 pub fn encode_cell<F>(
     cell: &Cell<F>,
     format: Format,
-    type_name: &'static str,
-    name: &'static str,
-    encode: impl FnOnce(Format, &F) -> Result<Bytes, EncodeError>,
+    codec: &Codec<F>,
 ) -> Result<Bytes, EncodeError> {
     match cell.get() {
-        Some(field) => encode(format, field),
-        None => Err(field_error(
-            type_name,
-            name,
-            "the field was not loaded, so it has no change to encode",
-        )),
+        Some(field) => codec.encode(format, field),
+        None => unreachable!(
+            "field `{}` is saved as changed but was never loaded",
+            codec.name()
+        ),
     }
 }
 
-/// The answer of the lazy hooks of a type that always loads whole.
+/// The lazy hooks of a type that always loads whole, which are never called.
 #[cold]
-pub fn never_lazy<T>(type_name: &'static str) -> Result<T, EncodeError> {
-    Err(field_error(
-        type_name,
-        "<all>",
-        "the session type always loads whole",
-    ))
-}
-
-fn field_error(type_name: &'static str, field: &'static str, message: &str) -> EncodeError {
-    EncodeError {
-        type_name,
-        field,
-        source: crate::codec::CodecError::Json(serde::ser::Error::custom(format_args!(
-            "session type `{type_name}`: {message}"
-        ))),
-    }
+pub(crate) fn never_lazy(type_name: &'static str) -> ! {
+    unreachable!("session type `{type_name}` always loads whole; its lazy hooks are never called")
 }

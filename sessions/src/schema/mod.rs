@@ -8,7 +8,7 @@ use crate::errors::{DecodeError, EncodeError};
 pub(crate) mod fields;
 pub(crate) mod lazy;
 
-pub(crate) use fields::SlotReader;
+pub(crate) use fields::{Codec, SlotReader};
 pub(crate) use lazy::{Access, State};
 
 /// A typed session slot: a struct whose fields are stored one by one under a versioned type name.
@@ -47,32 +47,38 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// The type of the previous version (`migrate_from`), or [`NoPrevious`] when there is none.
     type Previous: Session;
 
+    /// Encodes the field at `index` (an index into [`Session::FIELDS`]) in `format`.
+    ///
+    /// # Panics
+    ///
+    /// When `index` is not below `FIELDS.len()`, as slice indexing does.
+    fn encode_field(&self, index: usize, format: Format) -> Result<Bytes, EncodeError>;
+
+    /// Turns a value of the previous version into this one (through `From`).
+    fn from_previous(previous: Self::Previous) -> Self;
+
+    /// The accessor type `Typed<Self>` dereferences to: a wrapper of the value's state.
     #[doc(hidden)]
     type Access: Access<Self>;
 
-    /// Encodes the field at `index` (an index into [`Session::FIELDS`]) in `format`.
-    fn encode_field(&self, index: usize, format: Format) -> Result<Bytes, EncodeError>;
-
-    /// One cell per stored field, for loading field by field (see `__private::State`).
+    /// One cell per stored field, for loading field by field (`()` for a type that always
+    /// loads whole).
     #[doc(hidden)]
     type Cells: Send + Sync + 'static;
 
-    /// Whether a stored value may load field by field (not when there are `skip` fields).
+    /// The whole value: the fields in `cells` (taken), the others decoded from the slot.
+    /// Decoding a slot eagerly is `assemble(None, reader)`.
     #[doc(hidden)]
-    const LAZY: bool;
+    fn assemble(cells: Option<Self::Cells>, reader: &SlotReader<'_>) -> Result<Self, DecodeError>;
 
-    /// Empty cells.
+    /// Cells for a value loaded field by field: every stored field whose bytes the slot does
+    /// not vouch for is decoded now. `None` (the default): the type always loads whole, and
+    /// the two hooks below are never called.
     #[doc(hidden)]
-    fn cells() -> Self::Cells;
-
-    /// Decodes into `cells` every stored field whose bytes the slot does not vouch for.
-    #[doc(hidden)]
-    fn check_cells(cells: &Self::Cells, reader: &SlotReader<'_>) -> Result<(), DecodeError>;
-
-    /// The whole value: the fields in `cells`, the others decoded from the slot. Decoding a
-    /// slot eagerly is `assemble(cells(), reader)`.
-    #[doc(hidden)]
-    fn assemble(cells: Self::Cells, reader: &SlotReader<'_>) -> Result<Self, DecodeError>;
+    fn load_cells(reader: &SlotReader<'_>) -> Result<Option<Self::Cells>, DecodeError> {
+        let _ = reader;
+        Ok(None)
+    }
 
     /// A copy of the value held in `cells` and the slot; the `dirty` fields are copied
     /// through their encoding.
@@ -81,25 +87,26 @@ pub trait Session: Sized + Send + Sync + 'static {
         cells: &Self::Cells,
         dirty: &DirtySet,
         reader: &SlotReader<'_>,
-    ) -> Result<Self, EncodeError>;
+    ) -> Result<Self, EncodeError> {
+        let _ = (cells, dirty, reader);
+        lazy::never_lazy(Self::NAME)
+    }
 
     /// Encodes the stored field at `index` from its (filled) cell.
     #[doc(hidden)]
-    fn encode_cell(cells: &Self::Cells, index: usize, format: Format)
-    -> Result<Bytes, EncodeError>;
-
-    /// Turns a value of the previous version into this one (through `From`).
-    fn from_previous(previous: Self::Previous) -> Self;
-
-    /// Whether a field is `#[session(owner)]`.
-    #[doc(hidden)]
-    const HAS_OWNER: bool = false;
-
-    /// The owner this value names, rendered (`"42"` for `user_id: Some(42)`), if it names one.
-    #[doc(hidden)]
-    fn owner(&self) -> Option<String> {
-        None
+    fn encode_cell(
+        cells: &Self::Cells,
+        index: usize,
+        format: Format,
+    ) -> Result<Bytes, EncodeError> {
+        let _ = (cells, index, format);
+        lazy::never_lazy(Self::NAME)
     }
+
+    /// How to render the `#[session(owner)]` field (`"42"` for `user_id: Some(42)`), when the
+    /// type has one.
+    #[doc(hidden)]
+    const OWNER: Option<fn(&Self) -> Option<String>> = None;
 }
 
 /// The end of every migration chain: the `Previous` of a session type without `migrate_from`.
@@ -128,34 +135,19 @@ impl Session for NoPrevious {
     type Previous = NoPrevious;
     type Access = State<NoPrevious, ()>;
     type Cells = ();
-    const LAZY: bool = false;
 
     fn encode_field(&self, _index: usize, _format: Format) -> Result<Bytes, EncodeError> {
         match *self {}
     }
 
-    fn cells() {}
-
-    fn check_cells(_cells: &(), reader: &SlotReader<'_>) -> Result<(), DecodeError> {
-        fields::invalid_derive(reader)
+    fn from_previous(previous: NoPrevious) -> Self {
+        previous
     }
 
-    fn assemble(_cells: (), reader: &SlotReader<'_>) -> Result<Self, DecodeError> {
+    fn assemble(_cells: Option<()>, reader: &SlotReader<'_>) -> Result<Self, DecodeError> {
         Err(DecodeError::UnknownVersion {
             type_name: reader.type_name().to_owned(),
             stored: reader.version(),
         })
-    }
-
-    fn snapshot(_: &(), _: &DirtySet, _: &SlotReader<'_>) -> Result<Self, EncodeError> {
-        lazy::never_lazy("")
-    }
-
-    fn encode_cell(_: &(), _: usize, _: Format) -> Result<Bytes, EncodeError> {
-        lazy::never_lazy("")
-    }
-
-    fn from_previous(previous: NoPrevious) -> Self {
-        previous
     }
 }
