@@ -1,6 +1,7 @@
 //! [`Typed<T>`]: a session value and the set of fields a handler changed.
 
 use std::borrow::Cow;
+#[cfg(not(doc))]
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -30,6 +31,12 @@ use crate::schema::lazy::{Access, Origin, State};
 /// assert_eq!(cart.items().len(), 1);
 /// assert!(cart.coupon().is_none());
 /// ```
+///
+/// The accessors are methods of the type the derive generates beside `T`, which `Typed<T>`
+/// dereferences to (`Deref<Target = <T as Session>::Access>` and `DerefMut`). Those two impls
+/// are left off this page: through them rustdoc would list every blanket impl bounded on
+/// `DerefMut` of every dependency (redis's `Commands` and `ConnectionLike`, rand's `Rng`, ..)
+/// as if it applied to `Typed<T>`, thousands of lines that none of them do.
 pub struct Typed<T: Session> {
     /// Always `Some`, but while `into_inner` takes it out.
     access: Option<T::Access>,
@@ -295,6 +302,9 @@ impl<T: Session> Typed<T> {
     }
 }
 
+// Left off the docs (see `Typed`): with a `DerefMut` whose target is a projection, rustdoc
+// lists every blanket impl bounded on `DerefMut` as if it applied.
+#[cfg(not(doc))]
 impl<T: Session> Deref for Typed<T> {
     type Target = T::Access;
 
@@ -303,6 +313,7 @@ impl<T: Session> Deref for Typed<T> {
     }
 }
 
+#[cfg(not(doc))]
 impl<T: Session> DerefMut for Typed<T> {
     fn deref_mut(&mut self) -> &mut T::Access {
         self.access_mut()
