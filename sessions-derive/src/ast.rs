@@ -59,22 +59,17 @@ impl<'a> Input<'a> {
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => named,
-                Fields::Unnamed(_) => {
-                    cx.error_spanned_by(
-                        ident,
-                        format!(
-                            "#[derive(Session)] needs named fields, each stored under its name: write `struct {ident} {{ items: Vec<Item> }}` instead of a tuple struct"
-                        ),
-                    );
-                    return None;
-                }
-                Fields::Unit => {
-                    cx.error_spanned_by(
-                        ident,
+                Fields::Unnamed(_) | Fields::Unit => {
+                    let message = if matches!(data.fields, Fields::Unit) {
                         format!(
                             "#[derive(Session)] on a unit struct stores nothing: give it named fields, `struct {ident} {{ visits: u64 }}`"
-                        ),
-                    );
+                        )
+                    } else {
+                        format!(
+                            "#[derive(Session)] needs named fields, each stored under its name: write `struct {ident} {{ items: Vec<Item> }}` instead of a tuple struct"
+                        )
+                    };
+                    cx.error_spanned_by(ident, message);
                     return None;
                 }
             },

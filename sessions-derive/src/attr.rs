@@ -6,8 +6,8 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    CONTAINER_KEYS, CRATE, DEFAULT, FIELD_KEYS, MIGRATE_FROM, NAME, OWNER, RENAME, SESSION, SKIP,
-    VERSION,
+    CONTAINER_EXAMPLE, CONTAINER_KEYS, CRATE, DEFAULT, FIELD_EXAMPLE, FIELD_KEYS, MIGRATE_FROM,
+    NAME, OWNER, RENAME, SESSION, SKIP, VERSION,
 };
 
 /// A value given in an attribute, with the span of its key for error messages.
@@ -47,16 +47,32 @@ fn set<T>(cx: &Ctxt, meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T,
 
 pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
     let mut out = Container::default();
+    each_key(cx, attrs, CONTAINER_EXAMPLE, |meta| {
+        container_key(cx, &mut out, meta)
+    });
+    out
+}
+
+/// Calls `key` for each key of every `#[session(..)]` in `attrs`, recording its error and
+/// going on with the next key; `example` is what a bare `#[session]` is told to write.
+fn each_key(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    example: &str,
+    mut key: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
     for attr in attrs.iter().filter(|a| a.path().is_ident(SESSION)) {
         if let syn::Meta::Path(_) = attr.meta {
             cx.error_spanned_by(
                 attr,
-                "`#[session]` needs its options in parentheses: write e.g. `#[session(name = \"cart\", version = 2)]`, or remove it",
+                format!(
+                    "`#[session]` needs its options in parentheses: write e.g. {example}, or remove it"
+                ),
             );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
-            if let Err(err) = container_key(cx, &mut out, &meta) {
+            if let Err(err) = key(&meta) {
                 cx.syn_error(err);
                 skip_rest(&meta)?;
             }
@@ -66,7 +82,6 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
             cx.syn_error(err);
         }
     }
-    out
 }
 
 /// Reads one key of the struct's `#[session(..)]`; an error leaves the rest of the key unread.
@@ -119,25 +134,9 @@ fn container_key(cx: &Ctxt, out: &mut Container, meta: &ParseNestedMeta<'_>) -> 
 
 pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
     let mut out = Field::default();
-    for attr in attrs.iter().filter(|a| a.path().is_ident(SESSION)) {
-        if let syn::Meta::Path(_) = attr.meta {
-            cx.error_spanned_by(
-                attr,
-                "`#[session]` needs its options in parentheses: write e.g. `#[session(skip)]` or `#[session(rename = \"..\")]`, or remove it",
-            );
-            continue;
-        }
-        let result = attr.parse_nested_meta(|meta| {
-            if let Err(err) = field_key(cx, &mut out, &meta) {
-                cx.syn_error(err);
-                skip_rest(&meta)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = result {
-            cx.syn_error(err);
-        }
-    }
+    each_key(cx, attrs, FIELD_EXAMPLE, |meta| {
+        field_key(cx, &mut out, meta)
+    });
     out
 }
 
