@@ -68,10 +68,8 @@ impl ManualClock {
     /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_millis(1)); // sub-millisecond part dropped
     /// ```
     pub fn at(time: SystemTime) -> Self {
-        let millis = time
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         Self {
             millis: Arc::new(AtomicU64::new(millis)),
         }
@@ -89,8 +87,13 @@ impl ManualClock {
     /// assert_eq!(shared.now(), start + Duration::from_secs(5));
     /// ```
     pub fn advance(&self, by: Duration) {
-        self.millis
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        // Saturates rather than wrap: a clock moved "forever" stays at its end.
+        let _ = self
+            .millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |millis| {
+                Some(millis.saturating_add(by))
+            });
     }
 }
 
@@ -123,7 +126,33 @@ pub struct Deadline {
     pub expires_at: SystemTime,
 }
 
+/// The last second of the year 9999 (UTC), in seconds since the Unix epoch.
+const LATEST_SECS: u64 = 253_402_300_799;
+
+/// `time + span`, or [`Deadline::latest`] when that is later (or beyond the clock).
+pub(crate) fn later(time: SystemTime, span: Duration) -> SystemTime {
+    let latest = Deadline::latest();
+    time.checked_add(span).map_or(latest, |end| end.min(latest))
+}
+
 impl Deadline {
+    /// The latest end a session is given: the last second of the year 9999 (UTC). An expiry
+    /// that would end later (`Expiry::idle(Duration::MAX)`) ends here instead of overflowing
+    /// the clock; every store keeps it (it is far below what a signed 64-bit count of
+    /// milliseconds holds), and a cookie's `Max-Age` says it in whole seconds.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use sessions::Expiry;
+    /// use sessions::store::Deadline;
+    /// let never = Expiry::idle(Duration::MAX).deadline(UNIX_EPOCH, UNIX_EPOCH);
+    /// assert_eq!(never.expires_at, Deadline::latest());
+    /// assert_eq!(Deadline::latest(), UNIX_EPOCH + Duration::from_secs(253_402_300_799));
+    /// ```
+    pub fn latest() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(LATEST_SECS)
+    }
+
     /// Whether the session has ended at `now`.
     ///
     /// ```
@@ -154,14 +183,21 @@ impl Deadline {
 
 /// When sessions end, enforced server-side.
 ///
-/// * [`Expiry::idle`]: on inactivity (rolling): every save, and a read-only request once
-///   [`refresh_share`](Expiry::refresh_share) of the idle time has passed, moves the end forward;
+/// * [`Expiry::idle`]: on inactivity (rolling): a request, one that reads or one that saves,
+///   moves the end forward once [`refresh_share`](Expiry::refresh_share) of the idle time has
+///   passed since it last moved (and so do `set_expiry` and `cycle_id`); a save before then
+///   leaves the end where it is, except in a [`CookieStore`](crate::CookieStore), where every
+///   change re-seals the cookie with a moved end;
 /// * [`Expiry::absolute`]: a fixed time after creation, whatever the activity;
 /// * [`Expiry::idle_and_absolute`]: both: whichever comes first;
 /// * [`Expiry::browser_session`]: the cookie has no `Max-Age`, so the browser drops it when it
 ///   closes; server-side the session still ends after its idle time.
 ///
 /// The default is 24 hours idle, with a persistent cookie.
+///
+/// A duration too long for the clock (`Duration::MAX`, a natural "never") is no error: the
+/// session then ends at [`Deadline::latest`] (the last second of the year 9999), which every
+/// store can keep.
 ///
 /// ```
 /// use std::time::Duration;
@@ -277,8 +313,11 @@ impl Expiry {
         self
     }
 
-    /// How much of the idle time must pass before a read-only request refreshes it (0.0 = every
-    /// request, 1.0 = never; default 0.25). Saves always refresh.
+    /// How much of the idle time must pass since the end last moved before a request moves it
+    /// again (0.0 = every request, 1.0 = never; default 0.25). It holds for a request that
+    /// saves as for one that reads: a save before then writes its fields and leaves the end
+    /// (and the cookie) alone. A [`CookieStore`](crate::CookieStore) moves the end on every
+    /// change, since it re-seals the cookie anyway.
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
@@ -343,13 +382,13 @@ impl Expiry {
     /// assert_eq!(policy.deadline(t0, t0 + Duration::from_secs(8)).expires_at, t0 + Duration::from_secs(15));
     /// ```
     pub fn deadline(&self, created_at: SystemTime, now: SystemTime) -> Deadline {
-        let by_idle = self.idle.map(|idle| now + idle);
-        let by_absolute = self.absolute.map(|absolute| created_at + absolute);
+        let by_idle = self.idle.map(|idle| later(now, idle));
+        let by_absolute = self.absolute.map(|absolute| later(created_at, absolute));
         let expires_at = match (by_idle, by_absolute) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
             // Unreachable through the constructors; a day keeps the store bounded regardless.
-            (None, None) => now + Duration::from_secs(24 * 3600),
+            (None, None) => later(now, Duration::from_secs(24 * 3600)),
         };
         Deadline {
             created_at,
@@ -376,5 +415,66 @@ impl Expiry {
         let remaining = current.remaining(now);
         let elapsed = idle.saturating_sub(remaining);
         elapsed.as_secs_f64() >= idle.as_secs_f64() * self.refresh_share
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every policy, with durations at the clock's extremes.
+    fn extreme_policies() -> Vec<Expiry> {
+        let huge = [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_millis(u64::MAX),
+        ];
+        let mut policies = Vec::new();
+        for span in huge {
+            policies.extend([
+                Expiry::idle(span),
+                Expiry::absolute(span),
+                Expiry::browser_session(span),
+                Expiry::idle_and_absolute(span, span),
+                Expiry::idle_and_absolute(Duration::from_secs(60), span),
+                Expiry::browser_session(span).with_absolute(span),
+                Expiry::idle(span).refresh_share(0.0),
+            ]);
+        }
+        policies
+    }
+
+    #[test]
+    fn durations_too_long_for_the_clock_end_at_the_latest_time_never_panic() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_735_689_600);
+        // A creation time as far as a stored entry can say (u64::MAX milliseconds).
+        let far = UNIX_EPOCH + Duration::from_millis(u64::MAX);
+        for policy in extreme_policies() {
+            for created_at in [UNIX_EPOCH, now, far] {
+                let deadline = policy.deadline(created_at, now);
+                assert!(deadline.expires_at <= Deadline::latest(), "{policy:?}");
+                assert!(deadline.expires_at > now, "{policy:?} from {created_at:?}");
+                let _ = policy.refresh_due(&deadline, now);
+                let _ = policy.refresh_due(&deadline, far);
+                let _ = deadline.remaining(now);
+            }
+        }
+        let never = Expiry::idle(Duration::MAX).deadline(now, now);
+        assert_eq!(never.expires_at, Deadline::latest());
+        let minute = Expiry::idle_and_absolute(Duration::from_secs(60), Duration::MAX);
+        assert_eq!(
+            minute.deadline(now, now).expires_at,
+            now + Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn a_manual_clock_moved_forever_stays_at_its_end() {
+        let clock = ManualClock::new();
+        clock.advance(Duration::MAX);
+        let end = clock.now();
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), end);
+        assert_eq!(end, UNIX_EPOCH + Duration::from_millis(u64::MAX));
     }
 }

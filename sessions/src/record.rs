@@ -240,7 +240,9 @@ impl Record {
         for change in changes.iter() {
             match change {
                 SlotChange::Put(slot) => {
-                    let revision = self.revision_of(slot.name()) + 1;
+                    // A load refuses a revision at u64::MAX: this never saturates but on
+                    // forged data, and then the next load refuses it (never a wrap to 0).
+                    let revision = self.revision_of(slot.name()).saturating_add(1);
                     self.insert(slot.detached_clone().with_revision(revision));
                 }
                 SlotChange::Rewrite {
@@ -249,7 +251,8 @@ impl Record {
                     changed,
                 } => {
                     if self.revision_of(slot.name()) == *base {
-                        self.insert(slot.detached_clone().with_revision(base + 1));
+                        let revision = base.saturating_add(1);
+                        self.insert(slot.detached_clone().with_revision(revision));
                     } else if !changed.is_empty()
                         && let Some(stored) = self.slot_mut(slot.name())
                     {
@@ -260,7 +263,7 @@ impl Record {
                                 stored.set_field(name.clone(), detached(bytes));
                             }
                         }
-                        stored.revision += 1;
+                        stored.revision = stored.revision.saturating_add(1);
                     }
                 }
                 SlotChange::Fields { slot, fields, .. } => {
@@ -268,7 +271,7 @@ impl Record {
                         for (name, bytes) in fields {
                             stored.set_field(name.clone(), detached(bytes));
                         }
-                        stored.revision += 1;
+                        stored.revision = stored.revision.saturating_add(1);
                     }
                 }
                 SlotChange::Remove { slot } => {

@@ -87,7 +87,7 @@ async fn one_string_per_session_expiring_at_its_end() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(value, blob::encode(&first));
+    assert_eq!(value, blob::encode_at(&key, &first));
     let expire_time = async |conn: &mut redis::aio::MultiplexedConnection| -> i64 {
         redis::cmd("PEXPIRETIME")
             .arg(store.redis_key(&key))
@@ -208,6 +208,69 @@ async fn foreign_data_is_a_record_error() {
             "{command}: a create over it"
         );
     }
+}
+
+/// An end past the largest `PXAT` Redis takes (`i64::MAX` ms: only a forged entry, or one of
+/// a store that did not saturate its expiry, says so) is kept as far as Redis can: such a
+/// session is created, read back with its end as given, and written over (it used to fail
+/// every write with 503 "store unavailable", forever). An end before 1970 (`PXAT` 0, which
+/// Redis refuses) is an end in the past: the write goes through and nothing stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_past_the_largest_pxat_is_kept_as_far_as_redis_can() {
+    let Some(url) = redis_url() else { return };
+    let guard = PrefixGuard::new(&url, "pxat");
+    let store = store(&url, &guard).await;
+    let mut conn = plain_connection(&url).await;
+    let now = UNIX_EPOCH + Duration::from_millis(ms(SystemTime::now()));
+    for end_ms in [i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+        let deadline = sessions::store::Deadline {
+            created_at: now,
+            expires_at: UNIX_EPOCH + Duration::from_millis(end_ms),
+        };
+        let id = sessions::store::create_session(&store, Record::new(), deadline)
+            .await
+            .unwrap_or_else(|err| panic!("{end_ms}: not created: {err}"));
+        let key = id.key();
+        let Some(Entry::Live { version, session }) = store.load(&key).await.unwrap() else {
+            panic!("{end_ms}: not stored");
+        };
+        assert_eq!(session.deadline, deadline, "{end_ms}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(store.redis_key(&key))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{end_ms}: PTTL {ttl}");
+        let mut next = session.clone();
+        next.record
+            .insert(slot("cart", 1, Format::Json, &[("n", b"1")]));
+        let written = Entry::Live {
+            version: version + 1,
+            session: next,
+        };
+        assert!(
+            store
+                .swap(&key, Some(version), Some(written))
+                .await
+                .unwrap(),
+            "{end_ms}"
+        );
+        assert!(
+            store.swap(&key, Some(version + 1), None).await.unwrap(),
+            "{end_ms}"
+        );
+    }
+    let before_1970 = sessions::store::Deadline {
+        created_at: UNIX_EPOCH,
+        expires_at: UNIX_EPOCH - Duration::from_secs(1),
+    };
+    let key = fresh_key();
+    let entry = Entry::Live {
+        version: 1,
+        session: Stored::new(Record::new(), before_1970),
+    };
+    assert!(store.swap(&key, None, Some(entry)).await.unwrap());
+    assert!(store.load(&key).await.unwrap().is_none());
 }
 
 #[derive(Session, Default)]

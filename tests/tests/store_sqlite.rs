@@ -260,13 +260,14 @@ async fn table_names_keep_stores_apart() {
 }
 
 #[tokio::test]
-async fn a_store_without_its_table_fails_as_a_backend_error() {
+async fn a_store_without_its_table_fails_as_not_set_up() {
     let store = SqliteStore::in_memory().await.expect("in memory");
     match store.load(&fresh_key()).await {
-        Err(StoreError::Backend(err)) => {
+        Err(err @ StoreError::NotSetUp { .. }) => {
             assert!(err.to_string().contains("no such table"), "{err}");
+            assert!(err.to_string().contains("migrate()"), "{err}");
         }
-        other => panic!("expected a backend error, got {other:?}"),
+        other => panic!("expected a not-set-up error, got {other:?}"),
     }
 }
 

@@ -1,4 +1,7 @@
-//! The JSON codec of one field value.
+//! The JSON codec of one field value. A float that is NaN or infinite is refused (serde_json
+//! would write `null`, which does not read back): see [`finite`].
+
+mod finite;
 
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
@@ -18,7 +21,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecErr
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            let result = serde_json::to_writer(&mut *buffer, value);
+            let result = to_writer(&mut *buffer, value);
             let bytes = result.map(|()| Bytes::copy_from_slice(&buffer));
             if buffer.capacity() > SCRATCH_KEEP {
                 *buffer = Vec::new();
@@ -26,8 +29,17 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecErr
             Ok(bytes?)
         }
         // A `Serialize` impl that encodes another field while being encoded: no scratch.
-        Err(_) => Ok(Bytes::from(serde_json::to_vec(value)?)),
+        Err(_) => {
+            let mut buffer = Vec::new();
+            to_writer(&mut buffer, value)?;
+            Ok(Bytes::from(buffer))
+        }
     })
+}
+
+/// serde_json's compact form of `value`, appended to `out`; an error for a non-finite float.
+fn to_writer<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    finite::serialize(value, &mut serde_json::Serializer::new(out))
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

@@ -1,5 +1,5 @@
 //! One [`Entry`] as bytes, for stores that keep a value per key (SQLite, PostgreSQL, Redis, or
-//! your own): [`encode`] and [`decode`].
+//! your own): [`encode_at`] and [`decode_at`].
 //!
 //! The layout, every integer big-endian, every time in milliseconds since the Unix epoch:
 //!
@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 1 | `0xE1`: an entry, layout 1 |
 //! | 8 | the entry's version |
-//! | 1 | `1`: a live session, `2`: a forwarding mark |
+//! | 1 | its kind: `1` a live session, `2` a forwarding mark; plus `0x10` when the entry is bound to its key |
 //!
 //! A live session goes on with `created_at`, `expires_at` and `last_seen` (8 bytes each), the
 //! owner's name (a 4-byte length, `0xFFFFFFFF` for no owner, then UTF-8) and, with an owner, its
@@ -15,10 +15,18 @@
 //! slot: its name and type tag (length-prefixed; an empty type tag means the same as
 //! the name), version (4), format tag (1), revision (8), field count (4), then per field its
 //! name and bytes (length-prefixed). A mark goes on with its end (8) and the 32 bytes of the
-//! target key's digest.
+//! target key's digest. A bound entry ends with the first 8 bytes of the key it is stored
+//! under: [`decode_at`] refuses it under any other key, so an entry copied from one session's
+//! row into another's is not served there (entries written before the binding have none, and
+//! still load).
 //!
 //! The first [`PREFIX_LEN`] bytes say which version an encoded entry is, so a store can compare
-//! versions without decoding (the Redis store's compare-and-swap script does).
+//! versions without decoding (the Redis store's compare-and-swap script does), and so a store
+//! can say the version of an entry it cannot decode ([`stored_version`]).
+//!
+//! What decoding a hostile entry may cost is bounded by its size: every length is checked
+//! against the bytes left before anything is allocated, field bytes are slices of the input
+//! (not copies), and the work is linear in the input but for a sort of the slot names.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -39,7 +47,22 @@ pub const PREFIX_LEN: usize = 9;
 
 const LIVE: u8 = 1;
 const MOVED: u8 = 2;
+/// Added to the kind of an entry that ends with its key's [`binding`].
+const BOUND: u8 = 0x10;
 const NONE: u32 = u32::MAX;
+/// How many bytes of the key a bound entry ends with.
+const BINDING_LEN: usize = 8;
+/// The fewest bytes a slot takes (two empty names, version, format, revision, field count)
+/// and a field (two lengths): what a claimed count is checked against before allocating.
+const MIN_SLOT: usize = 4 + 4 + 4 + 1 + 8 + 4;
+const MIN_FIELD: usize = 4 + 4;
+
+/// What a bound entry ends with: the first bytes of the key it is stored under.
+fn binding(key: &SessionKey) -> [u8; BINDING_LEN] {
+    let mut binding = [0u8; BINDING_LEN];
+    binding.copy_from_slice(&key.digest()[..BINDING_LEN]);
+    binding
+}
 
 /// The bytes that start every encoding of an entry of `version`.
 ///
@@ -54,27 +77,52 @@ pub fn prefix(version: u64) -> [u8; PREFIX_LEN] {
     prefix
 }
 
-/// Encodes an entry.
+/// Encodes an entry to be stored under `key`, bound to it ([`decode_at`] refuses it under
+/// another key).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use sessions::store::{Entry, Stored, blob};
-/// use sessions::Format;
+/// use sessions::{Format, SessionId};
 /// use sessions::store::{Deadline, Record, Slot};
 /// let mut record = Record::new();
 /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]).with_revision(2));
 /// let deadline = Deadline { created_at: UNIX_EPOCH, expires_at: UNIX_EPOCH + Duration::from_secs(60) };
 /// let entry = Entry::Live { version: 4, session: Stored::new(record, deadline) };
-/// let bytes = blob::encode(&entry);
+/// let (key, other) = (SessionId::generate().unwrap().key(), SessionId::generate().unwrap().key());
+/// let bytes = blob::encode_at(&key, &entry);
 /// assert_eq!(bytes[..blob::PREFIX_LEN], blob::prefix(4));
-/// assert_eq!(blob::decode(bytes.into()).unwrap(), entry);
+/// assert_eq!(blob::decode_at(&key, bytes.clone().into()).unwrap(), entry);
+/// let copied = blob::decode_at(&other, bytes.into()).unwrap_err();
+/// assert_eq!(copied.stored_version(), Some(4)); // unreadable there, and can be swapped away
+/// ```
+pub fn encode_at(key: &SessionKey, entry: &Entry) -> Vec<u8> {
+    let mut out = write(entry, BOUND);
+    out.extend_from_slice(&binding(key));
+    out
+}
+
+/// Encodes an entry bound to no key, as the release before the binding did: for a store that
+/// does not know the key it stores under. A store that does uses [`encode_at`].
+///
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// use sessions::SessionId;
+/// use sessions::store::{Entry, blob};
+/// let to = SessionId::generate().unwrap().key();
+/// let mark = Entry::Moved { version: 2, to, until: UNIX_EPOCH };
+/// assert_eq!(blob::decode(blob::encode(&mark).into()).unwrap(), mark);
 /// ```
 pub fn encode(entry: &Entry) -> Vec<u8> {
+    write(entry, 0)
+}
+
+fn write(entry: &Entry, bound: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(estimate(entry));
     out.extend_from_slice(&prefix(entry.version()));
     match entry {
         Entry::Live { session, .. } => {
-            out.push(LIVE);
+            out.push(LIVE | bound);
             put_time(&mut out, session.deadline.created_at);
             put_time(&mut out, session.deadline.expires_at);
             put_time(&mut out, session.last_seen);
@@ -106,7 +154,7 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
             }
         }
         Entry::Moved { to, until, .. } => {
-            out.push(MOVED);
+            out.push(MOVED | bound);
             put_time(&mut out, *until);
             out.extend_from_slice(to.digest());
         }
@@ -114,20 +162,111 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
     out
 }
 
-/// Decodes an entry written by [`encode`]; field bytes are slices of `bytes` (nothing is
-/// copied). Anything else is [`RecordError::Malformed`], never a panic.
+/// The version an encoded entry starts with, if `bytes` start like one (for an entry that
+/// does not decode: its version still says what a compare-and-swap compares).
+///
+/// ```
+/// use sessions::store::blob;
+/// let mut bytes = blob::prefix(9).to_vec();
+/// bytes.extend_from_slice(b"garbage");
+/// assert_eq!(blob::stored_version(&bytes), Some(9));
+/// assert_eq!(blob::stored_version(b"garbage"), None);
+/// ```
+pub fn stored_version(bytes: &[u8]) -> Option<u64> {
+    match bytes.get(..PREFIX_LEN)? {
+        [MARKER, version @ ..] => Some(u64::from_be_bytes(version.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// Decodes an entry stored under `key`: [`decode`], and an entry bound to another key is
+/// refused as unreadable (an entry bound to no key, written before the binding, is read).
+/// Every error after the version says it ([`RecordError::stored_version`]), so the entry can
+/// be swapped away.
+///
+/// ```
+/// use sessions::SessionId;
+/// use sessions::store::blob;
+/// let key = SessionId::generate().unwrap().key();
+/// assert!(blob::decode_at(&key, bytes::Bytes::from_static(b"garbage")).is_err());
+/// ```
+pub fn decode_at(key: &SessionKey, bytes: Bytes) -> Result<Entry, RecordError> {
+    let (entry, bound) = read(bytes)?;
+    match bound {
+        Some(bound) if bound != binding(key) => Err(unreadable(
+            entry.version(),
+            malformed("bound to another key (copied from another session's entry?)"),
+        )),
+        _ => Ok(entry),
+    }
+}
+
+/// Decodes the entry a store keeps under `key` beside `version`, the version its
+/// compare-and-swap compares (a SQL store's `version` column): [`decode_at`], and an entry
+/// whose own version is another is refused (a hand-edited row, a flipped byte: served, it
+/// would make every write miss its compare-and-swap). Every error says `version`, so the row
+/// can still be swapped away.
+///
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// use sessions::SessionId;
+/// use sessions::store::{Entry, blob};
+/// let key = SessionId::generate().unwrap().key();
+/// let mark = Entry::Moved { version: 2, to: key.clone(), until: UNIX_EPOCH };
+/// let bytes = blob::encode_at(&key, &mark);
+/// assert_eq!(blob::decode_beside(&key, 2, bytes.clone().into()).unwrap(), mark);
+/// let err = blob::decode_beside(&key, 3, bytes.into()).unwrap_err();
+/// assert_eq!(err.stored_version(), Some(3));
+/// ```
+pub fn decode_beside(key: &SessionKey, version: u64, bytes: Bytes) -> Result<Entry, RecordError> {
+    let as_stored = |err: RecordError| RecordError::Unreadable {
+        version,
+        source: Box::new(match err {
+            RecordError::Unreadable { source, .. } => *source,
+            err => err,
+        }),
+    };
+    let entry = decode_at(key, bytes).map_err(as_stored)?;
+    if entry.version() != version {
+        return Err(as_stored(malformed(&format!(
+            "the entry says version {}, its row {version}",
+            entry.version()
+        ))));
+    }
+    Ok(entry)
+}
+
+/// Decodes an entry written by [`encode`] or [`encode_at`], without checking which key it is
+/// bound to (a store that knows the key uses [`decode_at`]); field bytes are slices of `bytes`
+/// (nothing is copied). Anything else is [`RecordError`], never a panic; so is an entry no
+/// write could follow (its version or a slot's revision at `u64::MAX`).
 ///
 /// ```
 /// use sessions::store::blob;
 /// assert!(blob::decode(bytes::Bytes::from_static(b"garbage")).is_err());
 /// ```
 pub fn decode(bytes: Bytes) -> Result<Entry, RecordError> {
+    read(bytes).map(|(entry, _)| entry)
+}
+
+/// The entry, and the binding it ends with, if it is bound.
+fn read(bytes: Bytes) -> Result<(Entry, Option<[u8; BINDING_LEN]>), RecordError> {
     let mut reader = Reader { bytes, at: 0 };
     if reader.u8()? != MARKER {
         return Err(malformed("not a stored session entry"));
     }
     let version = reader.u64()?;
-    let entry = match reader.u8()? {
+    let read = read_body(&mut reader, version).map_err(|err| unreadable(version, err))?;
+    let entry = super::entry::writable(read.0)?;
+    Ok((entry, read.1))
+}
+
+fn read_body(
+    reader: &mut Reader,
+    version: u64,
+) -> Result<(Entry, Option<[u8; BINDING_LEN]>), RecordError> {
+    let kind = reader.u8()?;
+    let entry = match kind & !BOUND {
         LIVE => {
             let created_at = reader.time()?;
             let expires_at = reader.time()?;
@@ -140,8 +279,8 @@ pub fn decode(bytes: Bytes) -> Result<Entry, RecordError> {
                 })),
                 None => None,
             };
-            let count = reader.len()?;
-            let mut slots = Vec::with_capacity(count.min(1024));
+            let count = reader.count(MIN_SLOT)?;
+            let mut slots = Vec::with_capacity(count);
             for _ in 0..count {
                 let name = reader.name()?;
                 let tag = reader.name()?;
@@ -149,18 +288,20 @@ pub fn decode(bytes: Bytes) -> Result<Entry, RecordError> {
                 let slot_version = reader.u32()?;
                 let format_tag = reader.u8()?;
                 let revision = reader.u64()?;
-                let fields = reader.len()?;
-                let mut values = Vec::with_capacity(fields.min(1024));
+                let fields = reader.count(MIN_FIELD)?;
+                let mut values = Vec::with_capacity(fields);
                 for _ in 0..fields {
                     values.push((reader.name()?, reader.bytes()?));
-                }
-                if slots.iter().any(|slot: &Slot| slot.name() == name) {
-                    return Err(malformed("a slot is stored twice"));
                 }
                 slots.push(
                     Slot::from_parts(name, type_tag, slot_version, format_tag, values)
                         .with_revision(revision),
                 );
+            }
+            let mut names: Vec<&str> = slots.iter().map(Slot::name).collect();
+            names.sort_unstable();
+            if names.windows(2).any(|pair| pair[0] == pair[1]) {
+                return Err(malformed("a slot is stored twice"));
             }
             let mut session = Stored::new(
                 Record::from_distinct_slots(slots),
@@ -175,23 +316,32 @@ pub fn decode(bytes: Bytes) -> Result<Entry, RecordError> {
         }
         MOVED => {
             let until = reader.time()?;
-            let digest: [u8; 32] = reader
-                .take(32)?
-                .as_ref()
-                .try_into()
-                .map_err(|_| malformed("a short key"))?;
             Entry::Moved {
                 version,
-                to: SessionKey::from_digest(digest),
+                to: SessionKey::from_digest(reader.array()?),
                 until,
             }
         }
         _ => return Err(malformed("an unknown entry kind")),
     };
+    let bound = match kind & BOUND {
+        0 => None,
+        _ => Some(reader.array()?),
+    };
     if reader.at != reader.bytes.len() {
         return Err(malformed("bytes after the entry"));
     }
-    Ok(entry)
+    Ok((entry, bound))
+}
+
+fn unreadable(version: u64, err: RecordError) -> RecordError {
+    match err {
+        err @ RecordError::Unreadable { .. } => err,
+        err => RecordError::Unreadable {
+            version,
+            source: Box::new(err),
+        },
+    }
 }
 
 fn malformed(what: &str) -> RecordError {
@@ -201,19 +351,20 @@ fn malformed(what: &str) -> RecordError {
 fn estimate(entry: &Entry) -> usize {
     match entry {
         Entry::Live { session, .. } => {
-            64 + session
-                .record
-                .slots()
-                .map(|slot| {
-                    32 + slot.name().len()
-                        + slot
-                            .fields()
-                            .map(|(name, bytes)| 8 + name.len() + bytes.len())
-                            .sum::<usize>()
-                })
-                .sum::<usize>()
+            64 + BINDING_LEN
+                + session
+                    .record
+                    .slots()
+                    .map(|slot| {
+                        32 + slot.name().len()
+                            + slot
+                                .fields()
+                                .map(|(name, bytes)| 8 + name.len() + bytes.len())
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>()
         }
-        Entry::Moved { .. } => 50,
+        Entry::Moved { .. } => 50 + BINDING_LEN,
     }
 }
 
@@ -280,6 +431,17 @@ impl Reader {
 
     fn len(&mut self) -> Result<usize, RecordError> {
         usize::try_from(self.u32()?).map_err(|_| malformed("a length too large"))
+    }
+
+    /// A count of things each at least `least` bytes long, checked against the bytes left
+    /// (so what is allocated for them is bounded by the input's size).
+    fn count(&mut self, least: usize) -> Result<usize, RecordError> {
+        let count = self.len()?;
+        let left = self.bytes.len() - self.at;
+        if count > left / least {
+            return Err(malformed("a count larger than the bytes left"));
+        }
+        Ok(count)
     }
 
     fn time(&mut self) -> Result<SystemTime, RecordError> {
@@ -382,5 +544,106 @@ mod tests {
             flipped[at] ^= 0xFF;
             let _ = decode(flipped.into());
         }
+    }
+
+    fn key() -> SessionKey {
+        crate::id::SessionId::generate()
+            .map(|id| id.key())
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[test]
+    fn a_bound_entry_reads_only_under_its_key_and_an_unbound_one_under_any() {
+        let (key, other) = (key(), key());
+        let mark = Entry::Moved {
+            version: 3,
+            to: other.clone(),
+            until: UNIX_EPOCH + Duration::from_secs(9),
+        };
+        for entry in [entry(), mark] {
+            let bound = encode_at(&key, &entry);
+            assert_eq!(
+                decode_at(&key, bound.clone().into()).ok(),
+                Some(entry.clone())
+            );
+            assert_eq!(decode(bound.clone().into()).ok(), Some(entry.clone()));
+            let copied = decode_at(&other, bound.into()).expect_err("bound to `key`");
+            assert_eq!(copied.stored_version(), Some(entry.version()));
+            let unbound = encode(&entry);
+            assert_eq!(decode_at(&other, unbound.into()).ok(), Some(entry));
+        }
+    }
+
+    #[test]
+    fn versions_and_revisions_at_their_maximum_are_unreadable_with_their_version() {
+        let Entry::Live { session, .. } = entry() else {
+            panic!("live")
+        };
+        let at_max = Entry::Live {
+            version: u64::MAX,
+            session: session.clone(),
+        };
+        let err = decode(encode(&at_max).into()).expect_err("version at its maximum");
+        assert_eq!(err.stored_version(), Some(u64::MAX));
+        let mut record = session.record.clone();
+        if let Some(slot) = record.remove("cart") {
+            record.insert(slot.with_revision(u64::MAX));
+        }
+        let revision_at_max = Entry::Live {
+            version: 5,
+            session: Stored { record, ..session },
+        };
+        let err = decode(encode(&revision_at_max).into()).expect_err("revision at its maximum");
+        assert_eq!(err.stored_version(), Some(5));
+    }
+
+    #[test]
+    fn an_error_after_the_version_says_the_version() {
+        let mut bytes = encode(&entry());
+        bytes.truncate(bytes.len() - 1);
+        assert_eq!(
+            decode(bytes.into()).err().and_then(|e| e.stored_version()),
+            Some(7)
+        );
+        assert_eq!(stored_version(&prefix(7)), Some(7));
+        assert_eq!(stored_version(&prefix(7)[..8]), None);
+    }
+
+    #[test]
+    fn a_count_larger_than_the_input_is_refused_before_anything_is_allocated() {
+        // A live entry with no owner that claims 4 billion slots, in 50 bytes.
+        let mut bytes = prefix(1).to_vec();
+        bytes.push(LIVE);
+        bytes.extend_from_slice(&[0; 24]);
+        bytes.extend_from_slice(&NONE.to_be_bytes());
+        bytes.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+        bytes.extend_from_slice(&[0; 12]);
+        let err = decode(bytes.into()).expect_err("too many slots");
+        assert!(err.to_string().contains("count larger"), "{err}");
+    }
+
+    #[test]
+    fn a_slot_stored_twice_is_refused() {
+        let mut record = Record::new();
+        record.insert(Slot::new("a", 1, crate::Format::Json, vec![]));
+        record.insert(Slot::new("b", 1, crate::Format::Json, vec![]));
+        let deadline = Deadline {
+            created_at: UNIX_EPOCH,
+            expires_at: UNIX_EPOCH,
+        };
+        let entry = Entry::Live {
+            version: 1,
+            session: Stored::new(record, deadline),
+        };
+        let bytes = encode(&entry);
+        // Rename slot `b` to `a`: the last slot's name is 1 byte right after its length.
+        let at = bytes
+            .windows(5)
+            .rposition(|w| w == [0, 0, 0, 1, b'b'])
+            .expect("slot b");
+        let mut twice = bytes.clone();
+        twice[at + 4] = b'a';
+        let err = decode(twice.into()).expect_err("twice");
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 }

@@ -5,9 +5,48 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::errors::{RecordError, StoreError};
 use crate::expiry::Deadline;
 use crate::id::SessionKey;
 use crate::record::Record;
+
+/// The version of the entry that replaces one of `version`: one above it. An entry at
+/// `u64::MAX` (only damaged or forged data gets there: a load refuses it, see [`writable`]) is
+/// an error, never a wrap to 0 or a panic.
+pub(crate) fn next_version(version: u64) -> Result<u64, StoreError> {
+    version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Record(at_maximum(version, "the entry's version")))
+}
+
+/// `entry`, unless no write could follow it: its version, or a slot's revision, at
+/// `u64::MAX` (damaged or forged data). Such an entry is unreadable data, refused where a store
+/// reads it, so that a request starts afresh (and a logout still ends it by its version)
+/// instead of failing every write.
+pub(crate) fn writable(entry: Entry) -> Result<Entry, RecordError> {
+    let version = entry.version();
+    if version == u64::MAX {
+        return Err(at_maximum(version, "the entry's version"));
+    }
+    if let Entry::Live { session, .. } = &entry
+        && session
+            .record
+            .slots()
+            .any(|slot| slot.revision() == u64::MAX)
+    {
+        return Err(at_maximum(version, "a slot's revision"));
+    }
+    Ok(entry)
+}
+
+fn at_maximum(version: u64, what: &str) -> RecordError {
+    RecordError::Unreadable {
+        version,
+        source: Box::new(RecordError::Malformed(format!(
+            "{what} is at its maximum (u64::MAX): damaged or forged, no write can follow it"
+        ))),
+    }
+}
 
 /// A live session: its data and what is known about it.
 ///
@@ -229,6 +268,43 @@ impl Entry {
         match self {
             Entry::Live { session, .. } => session.owner_name(),
             Entry::Moved { .. } => None,
+        }
+    }
+}
+
+/// What a store holds for one owner ([`SessionStore::owned_entries`](super::SessionStore::owned_entries)):
+/// the entries it can read, and the ones filed under the owner that it cannot.
+///
+/// An unreadable entry is never shown, but it is not forgotten either: its error says the
+/// version the store compares for it ([`RecordError::stored_version`]) when the store knows
+/// it, so a revocation ends it too (a security control must not skip what it cannot read).
+///
+/// ```
+/// use sessions::store::OwnedEntries;
+/// let none = OwnedEntries::default();
+/// assert!(none.entries.is_empty() && none.unreadable.is_empty());
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct OwnedEntries {
+    /// The owner's live sessions (and whatever else the store's index still lists: the
+    /// crate checks each entry's owner), with their keys.
+    pub entries: Vec<(SessionKey, Entry)>,
+    /// The entries filed under the owner that do not decode, with their keys and why.
+    pub unreadable: Vec<(SessionKey, RecordError)>,
+}
+
+impl OwnedEntries {
+    /// Entries that all decoded.
+    ///
+    /// ```
+    /// use sessions::store::OwnedEntries;
+    /// assert!(OwnedEntries::new(Vec::new()).unreadable.is_empty());
+    /// ```
+    pub fn new(entries: Vec<(SessionKey, Entry)>) -> Self {
+        Self {
+            entries,
+            unreadable: Vec::new(),
         }
     }
 }

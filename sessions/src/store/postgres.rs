@@ -18,11 +18,13 @@ use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
 use crate::registry::MigrationReport;
 use crate::schema::Session;
-use crate::store::{Entry, SessionStore, StoreError, TableNameError, blob, migrate_session};
+use crate::store::upkeep::sql::{self, key_of};
+use crate::store::upkeep::{self, ScanCursor, ScanPage};
+use crate::store::{Entry, OwnedEntries, SessionStore, StoreError, TableNameError, blob};
 
 use self::circuit::Circuit;
 use self::held::{Held, Lease};
-use self::queries::{DEFAULT_TABLE, PAGE, Queries, Table, millis, version_column};
+use self::queries::{DEFAULT_TABLE, PAGE, Queries, SESSION_ROW, Table, millis, version_column};
 
 /// Sessions in PostgreSQL: one row per session, every call one statement.
 ///
@@ -358,22 +360,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let now = millis(self.clock.now());
-            let mut conn = self.conn().await?;
-            let outcome = sqlx::query(&self.sql.delete_expired)
-                .bind(now)
-                .bind(PAGE)
-                .execute(&mut *conn)
-                .await;
-            conn.finish(&outcome);
-            let removed = outcome.map_err(db_error)?.rows_affected();
-            total += removed;
-            if removed < PAGE.unsigned_abs() {
-                return Ok(total);
-            }
-        }
+        SessionStore::delete_expired(self).await
     }
 
     /// Runs [`delete_expired`](Self::delete_expired) every `interval` (at least 1 ms) in a
@@ -389,32 +376,14 @@ impl PostgresStore {
     /// ```
     pub fn spawn_sweeper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
-        let interval = interval.max(Duration::from_millis(1));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if store.held.pool().is_closed() {
-                    tracing::debug!(target: "sessions", store = "postgres", "pool closed; the sweeper stops");
-                    return;
-                }
-                match store.delete_expired().await {
-                    Ok(0) => {}
-                    Ok(removed) => {
-                        tracing::debug!(target: "sessions", store = "postgres", removed, "ended sessions removed");
-                    }
-                    Err(err) => {
-                        tracing::warn!(target: "sessions", store = "postgres", error = %err, "sweeping ended sessions failed; retrying at the next tick");
-                    }
-                }
-            }
+        upkeep::spawn_sweeper("postgres", interval, move || {
+            (!store.held.pool().is_closed()).then(|| store.clone())
         })
     }
 
     /// Rewrites every stored slot of `T` older than `T::VERSION` in the current version, now,
     /// in `format` (instead of on each session's next load). Each session is migrated by one
-    /// compare-and-swap save ([`migrate_session`]), so a request's change that lands in
+    /// compare-and-swap save ([`migrate_session`](crate::store::migrate_session)), so a request's change that lands in
     /// between is kept, not overwritten. Slots of a newer version or that do not decode, and
     /// sessions whose stored bytes do not decode, are counted as failed and left as they are;
     /// ended sessions are skipped.
@@ -441,49 +410,7 @@ impl PostgresStore {
         &self,
         format: Format,
     ) -> Result<MigrationReport, StoreError> {
-        let mut report = MigrationReport::default();
-        let mut after: Vec<u8> = Vec::new();
-        loop {
-            let now = millis(self.clock.now());
-            let mut conn = self.conn().await?;
-            let outcome = sqlx::query_scalar(&self.sql.scan_keys)
-                .bind(&after)
-                .bind(now)
-                .bind(PAGE)
-                .fetch_all(&mut *conn)
-                .await;
-            conn.finish(&outcome);
-            let keys: Vec<Vec<u8>> = outcome.map_err(db_error)?;
-            for stored in &keys {
-                let outcome = match key_of(stored) {
-                    Ok(key) => migrate_session::<T, _>(self, &key, format, &mut report).await,
-                    Err(err) => Err(err),
-                };
-                match outcome {
-                    Ok(()) => {}
-                    Err(StoreError::Record(err)) => {
-                        tracing::warn!(target: "sessions::migration", session_type = T::NAME, error = %err, "stored session does not decode; it is left as it is");
-                        report.failed += 1;
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            match keys.last() {
-                Some(last) if keys.len() >= PAGE.unsigned_abs() as usize => after.clone_from(last),
-                _ => break,
-            }
-        }
-        if report.total_migrated() > 0 || report.failed > 0 {
-            tracing::info!(
-                target: "sessions::migration",
-                session_type = T::NAME,
-                migrated = report.total_migrated(),
-                current = report.current,
-                failed = report.failed,
-                "eager migration done"
-            );
-        }
-        Ok(report)
+        upkeep::migrate_all::<T, Self>(self, format).await
     }
 
     /// A connection for one call: one the store kept from an earlier call, or one from the
@@ -507,22 +434,25 @@ impl PostgresStore {
 }
 
 /// A database error as a store error: values the database holds but that do not decode are a
-/// broken record; everything else is the backend failing.
+/// broken record; a missing table (`undefined_table`, 42P01) is a store used without
+/// `migrate()` (the app's setup, a 500 that names the fix); everything else is the backend
+/// failing.
 fn db_error(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Record(RecordError::Malformed(err.to_string()))
         }
+        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("42P01") => {
+            StoreError::not_migrated("PostgresStore", err)
+        }
         other => StoreError::backend(other),
     }
 }
 
-/// A stored key back as a [`SessionKey`].
-fn key_of(stored: &[u8]) -> Result<SessionKey, StoreError> {
-    let digest: [u8; 32] = stored.try_into().map_err(|_| {
-        RecordError::Malformed(format!("a stored key of {} bytes, not 32", stored.len()))
-    })?;
-    Ok(SessionKey::from_digest(digest))
+/// The entry a row holds for `key`: unreadable (with the row's version, so it can still be
+/// swapped away) when it does not decode or says another version than its column.
+fn entry_of_row(key: &SessionKey, version: i64, data: Vec<u8>) -> Result<Entry, RecordError> {
+    blob::decode_beside(key, version.cast_unsigned(), Bytes::from(data))
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -546,7 +476,7 @@ impl SessionStore for PostgresStore {
         let mut tries = self.held.pool().options().get_max_connections().max(1);
         let outcome = loop {
             let mut conn = self.conn().await?;
-            let outcome = sqlx::query_scalar(&self.sql.load)
+            let outcome = sqlx::query_as(&self.sql.load)
                 .bind(key.as_bytes().as_slice())
                 .bind(now)
                 .fetch_optional(&mut *conn)
@@ -557,9 +487,9 @@ impl SessionStore for PostgresStore {
             }
             break outcome;
         };
-        let data: Option<Vec<u8>> = outcome.map_err(db_error)?;
-        match data {
-            Some(data) => Ok(Some(blob::decode(Bytes::from(data))?)),
+        let row: Option<(i64, Vec<u8>)> = outcome.map_err(db_error)?;
+        match row {
+            Some((version, data)) => Ok(Some(entry_of_row(key, version, data)?)),
             None => Ok(None),
         }
     }
@@ -571,15 +501,15 @@ impl SessionStore for PostgresStore {
         new: Option<Entry>,
     ) -> Result<bool, StoreError> {
         let now = millis(self.clock.now());
-        let key = key.as_bytes().as_slice();
         let row = new.as_ref().map(|entry| {
             (
                 version_column(entry.version()),
                 millis(entry.expires_at()),
                 entry.owner(),
-                blob::encode(entry),
+                blob::encode_at(key, entry),
             )
         });
+        let key = key.as_bytes().as_slice();
         let mut conn = self.conn().await?;
         let written = match (current, row) {
             (Some(current), Some((version, expires_at, owner, data))) => {
@@ -624,7 +554,98 @@ impl SessionStore for PostgresStore {
         written.map_err(db_error)
     }
 
+    async fn scan(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let after = sql::after_key(cursor, "postgres")?;
+        let limit = limit.clamp(1, 1 << 20);
+        let mut conn = self.conn().await?;
+        let outcome = sqlx::query_as(&self.sql.scan)
+            .bind(after)
+            .bind(millis(self.clock.now()))
+            .bind(limit as i64)
+            .fetch_all(&mut *conn)
+            .await;
+        conn.finish(&outcome);
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = outcome.map_err(db_error)?;
+        let rows = rows
+            .into_iter()
+            .map(|(key, version, data)| (key, Some(version), Ok(data)))
+            .collect();
+        Ok(sql::page_of_rows(rows, limit, "postgres"))
+    }
+
+    /// Removes the ended rows in batches; rows a write holds locked are left for the next
+    /// sweep.
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let (mut total, mut sessions) = (0, 0);
+        loop {
+            let now = millis(self.clock.now());
+            let mut conn = self.conn().await?;
+            // Each removed row says whether it held a session (not a login's mark).
+            let outcome = sqlx::query_scalar::<_, bool>(&self.sql.delete_expired)
+                .bind(now)
+                .bind(PAGE)
+                .fetch_all(&mut *conn)
+                .await;
+            conn.finish(&outcome);
+            let kinds = outcome.map_err(db_error)?;
+            let removed = kinds.len() as u64;
+            total += removed;
+            sessions += kinds.into_iter().filter(|was_session| *was_session).count() as u64;
+            if removed < PAGE.unsigned_abs() {
+                crate::metrics::expired_swept(sessions);
+                return Ok(total);
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// One count on the expiry index; live sessions only (an entry's kind is its blob's tenth
+    /// byte: `1` a session, `2` a login's forwarding mark, plus `0x10` when bound to its key).
+    async fn count_live(&self) -> Result<u64, StoreError> {
+        let now = millis(self.clock.now());
+        let count = format!(
+            "SELECT count(*) FROM {} WHERE expires_at > $1 AND {SESSION_ROW}",
+            self.sql.table.quoted("")
+        );
+        let mut conn = self.conn().await?;
+        let outcome = sqlx::query_scalar::<_, i64>(&count)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await;
+        conn.finish(&outcome);
+        Ok(outcome.map_err(db_error)?.unsigned_abs())
+    }
+
+    async fn has_ended(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let now = millis(self.clock.now());
+        let ended = format!(
+            "SELECT count(*) FROM {} WHERE key = $1 AND expires_at <= $2 AND {SESSION_ROW}",
+            self.sql.table.quoted("")
+        );
+        let mut conn = self.conn().await?;
+        let outcome = sqlx::query_scalar::<_, i64>(&ended)
+            .bind(&key.as_bytes()[..])
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await;
+        conn.finish(&outcome);
+        Ok(outcome.map_err(db_error)? > 0)
+    }
+
     async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+        Ok(self.owned_entries(owner).await?.entries)
+    }
+
+    /// The owner's rows; a row that does not decode is reported beside them with its `version`
+    /// column (so a revocation can end it), not an error.
+    async fn owned_entries(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
         let now = millis(self.clock.now());
         let mut conn = self.conn().await?;
         let outcome = sqlx::query_as(&self.sql.owned_by)
@@ -633,9 +654,18 @@ impl SessionStore for PostgresStore {
             .fetch_all(&mut *conn)
             .await;
         conn.finish(&outcome);
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = outcome.map_err(db_error)?;
-        rows.into_iter()
-            .map(|(key, data)| Ok((key_of(&key)?, blob::decode(Bytes::from(data))?)))
-            .collect()
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = outcome.map_err(db_error)?;
+        let mut found = OwnedEntries::default();
+        for (key, version, data) in rows {
+            let Ok(key) = key_of(&key) else {
+                tracing::warn!(target: "sessions::store", store = "postgres", "a row whose key is not 32 bytes is left out of an owner's sessions");
+                continue;
+            };
+            match entry_of_row(&key, version, data) {
+                Ok(entry) => found.entries.push((key, entry)),
+                Err(err) => found.unreadable.push((key, err)),
+            }
+        }
+        Ok(found)
     }
 }

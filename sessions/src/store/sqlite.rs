@@ -13,14 +13,17 @@ use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::codec::Format;
+use crate::errors::RecordError;
 use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
 use crate::registry::MigrationReport;
 use crate::schema::Session;
-use crate::store::{Entry, SessionStore, StoreError, TableNameError, blob, migrate_session};
+use crate::store::upkeep::{self, ScanCursor, ScanPage, sql};
+use crate::store::{Entry, OwnedEntries, SessionStore, StoreError, TableNameError, blob};
 
 use self::db::{Db, bytes_of};
 use self::queries::{DEFAULT_TABLE, Queries, millis};
+use crate::store::upkeep::sql::version_column;
 
 /// How many rows one batch of a sweep or one page of a scan takes.
 const PAGE: i64 = 500;
@@ -38,8 +41,9 @@ const PAGE: i64 = 500;
 ///
 /// # Where the SQL runs
 ///
-/// On the calling thread, with no hand-off: a point read costs a few µs and a one-row update
-/// with its WAL append 10–15 µs, about what waking another thread and being woken back costs.
+/// On the calling thread, with no hand-off: a point read or a one-row update with its WAL
+/// append costs about what waking another thread and being woken back costs (the README's
+/// benchmark notes have the figures).
 /// So a call must never wait there, and does not:
 ///
 /// * no `fsync` on the caller's thread: request connections never checkpoint
@@ -59,20 +63,10 @@ const PAGE: i64 = 500;
 /// dropped mid-call leaves no transaction open. A call that went to a blocking thread runs to
 /// its end even when its caller stops waiting (as a command sent to a database server does).
 ///
-/// Why, measured (the bench pair `benches/store_sqlite.rs -- cpu`: the app of the bench,
-/// 64 tasks on 2 workers, CPU time of the process per request, W1 = read, bump two fields,
-/// save / W2 = read; on a loaded 2-core machine, medians of 3 rounds): every call inline
-/// 33 / 6.2 µs; every call on `spawn_blocking` 131 / 52 µs; writes on a dedicated writer
-/// thread fed by a channel (reads inline) 52 / 6.7 µs; tower-sessions-sqlx-store, whose
-/// statements go to sqlx's worker threads, 137 / 58 µs. Reading on the writer when it is free
-/// took W1 to 29 µs (a reader's page cache is dropped after every write of another
-/// connection), and leaving the indexes alone on a save that keeps the end and the owner to
-/// 22 µs (an `UPDATE` that sets an indexed column rewrites its index entry even to the same
-/// value: a second page in the WAL). Under callgrind: 84,000 / 50,000 instructions per
-/// request, against 132,000 / 82,000 for tower-sessions-sqlx-store (whose cost is mostly in
-/// the kernel: thread wake-ups callgrind does not count). A table `WITHOUT ROWID` measured
-/// level with a rowid table and a unique key index (W2 2% fewer instructions): kept, one
-/// b-tree per lookup.
+/// Why, measured: every call inline costs a quarter of the CPU per request of every call on
+/// `spawn_blocking`, and less than writes on a dedicated writer thread; reading on the writer
+/// when it is free, and leaving the indexes alone on a save that keeps the end and the owner,
+/// each saved more (the README's benchmark notes have the figures and how they were taken).
 ///
 /// [`open`](SqliteStore::open) turns on WAL and `synchronous=NORMAL` (the default rollback
 /// journal caps writes near 400 per second). Call [`migrate`](SqliteStore::migrate) once at
@@ -273,7 +267,7 @@ impl SqliteStore {
     /// # }).unwrap();
     /// ```
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
-        delete_expired(&self.db, &self.sql, self.clock.as_ref()).await
+        SessionStore::delete_expired(self).await
     }
 
     /// Runs [`delete_expired`](Self::delete_expired) every `interval` (at least 1 ms) in a
@@ -293,32 +287,15 @@ impl SqliteStore {
     pub fn spawn_sweeper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let db: Weak<Db> = Arc::downgrade(&self.db);
         let (sql, clock) = (self.sql.clone(), self.clock.clone());
-        let interval = interval.max(Duration::from_millis(1));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(db) = db.upgrade() else {
-                    tracing::debug!(target: "sessions", store = "sqlite", "session store dropped; the sweeper stops");
-                    return;
-                };
-                match delete_expired(&db, &sql, clock.as_ref()).await {
-                    Ok(0) => {}
-                    Ok(removed) => {
-                        tracing::debug!(target: "sessions", store = "sqlite", removed, "expired sessions removed");
-                    }
-                    Err(err) => {
-                        tracing::warn!(target: "sessions", store = "sqlite", error = %err, "sweeping expired sessions failed; retrying at the next tick");
-                    }
-                }
-            }
+        upkeep::spawn_sweeper("sqlite", interval, move || {
+            let (sql, clock) = (sql.clone(), clock.clone());
+            db.upgrade().map(|db| SqliteStore { db, sql, clock })
         })
     }
 
     /// Rewrites every stored slot of `T` older than `T::VERSION` in the current version, now,
     /// in `format` (instead of on each session's next load), one session at a time with
-    /// [`migrate_session`] (a compare-and-swap: a request's concurrent change is never lost).
+    /// [`migrate_session`](crate::store::migrate_session) (a compare-and-swap: a request's concurrent change is never lost).
     /// Slots of a newer version or that do not decode are counted as failed and left as they
     /// are; ended sessions are skipped.
     ///
@@ -346,45 +323,7 @@ impl SqliteStore {
         &self,
         format: Format,
     ) -> Result<MigrationReport, StoreError> {
-        let mut report = MigrationReport::default();
-        let mut after = Vec::new();
-        loop {
-            let now = millis(self.clock.now());
-            let from = std::mem::take(&mut after);
-            let page: Vec<Vec<u8>> = self
-                .db
-                .read(&self.sql, move |conn, sql| {
-                    let mut stmt = conn.prepare_cached(&sql.scan)?;
-                    let keys = stmt
-                        .query_map(params![from, now, PAGE], |row| row.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    Ok(keys)
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after.clone_from(last);
-            let full = page.len() as i64 >= PAGE;
-            for stored in page {
-                let Ok(digest) = <[u8; 32]>::try_from(stored.as_slice()) else {
-                    tracing::warn!(target: "sessions::migration", store = "sqlite", "a row whose key is not 32 bytes is left as it is");
-                    report.failed += 1;
-                    continue;
-                };
-                let key = SessionKey::from_digest(digest);
-                match migrate_session::<T, _>(self, &key, format, &mut report).await {
-                    Ok(()) => {}
-                    Err(StoreError::Record(err)) => {
-                        tracing::warn!(target: "sessions::migration", store = "sqlite", session_key = %key, error = %err, "stored session is malformed; it is left as it is");
-                        report.failed += 1;
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(report)
+        upkeep::migrate_all::<T, Self>(self, format).await
     }
 }
 
@@ -392,28 +331,6 @@ impl SqliteStore {
 /// when dropped uncommitted.
 fn conn_transaction(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-}
-
-async fn delete_expired(
-    db: &Arc<Db>,
-    sql: &Arc<Queries>,
-    clock: &dyn Clock,
-) -> Result<u64, StoreError> {
-    let now = millis(clock.now());
-    db.blocking(sql, move |conn, sql| {
-        let mut total = 0;
-        loop {
-            // One batch per statement, so requests' writes get the lock in between.
-            let removed = conn
-                .prepare_cached(&sql.delete_expired)?
-                .execute(params![now, PAGE])?;
-            total += removed as u64;
-            if (removed as i64) < PAGE {
-                return Ok(total);
-            }
-        }
-    })
-    .await
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -424,29 +341,28 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// The version as stored (no entry reaches 2⁶³ writes).
-fn version_column(version: u64) -> i64 {
-    i64::try_from(version).unwrap_or(i64::MAX)
-}
+/// A row holding a session, not a login's forwarding mark (see [`blob`]'s layout: the kind is
+/// the tenth byte).
+const SESSION_ROW: &str = "substr(data, 10, 1) IN (x'01', x'11')";
 
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
-        let key = *key.as_bytes();
+        let bytes = *key.as_bytes();
         let now = millis(self.clock.now());
-        let data = self
+        let row = self
             .db
             .read(&self.sql, move |conn, sql| {
                 let mut stmt = conn.prepare_cached(&sql.load)?;
-                let mut rows = stmt.query(params![&key[..], now])?;
+                let mut rows = stmt.query(params![&bytes[..], now])?;
                 match rows.next()? {
-                    Some(row) => Ok(Some(bytes_of(row.get_ref(0)?))),
+                    Some(row) => Ok(Some(Row::read(row, 0)?)),
                     None => Ok(None),
                 }
             })
             .await?;
-        match data {
-            Some(bytes) => Ok(Some(blob::decode(Bytes::from(bytes?))?)),
+        match row {
+            Some(row) => Ok(Some(row.entry(key)?)),
             None => Ok(None),
         }
     }
@@ -476,7 +392,7 @@ impl SessionStore for SqliteStore {
         let version = version_column(entry.version());
         let expires_at = millis(entry.expires_at());
         let owner = entry.owner().map(str::to_owned);
-        let data = blob::encode(&entry);
+        let data = blob::encode_at(&SessionKey::from_digest(key), &entry);
         match current {
             Some(current) => {
                 let current = version_column(current);
@@ -506,7 +422,100 @@ impl SessionStore for SqliteStore {
         }
     }
 
+    async fn scan(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let after = sql::after_key(cursor, "sqlite")?;
+        let (now, limit) = (millis(self.clock.now()), limit.clamp(1, 1 << 20));
+        let rows = self
+            .db
+            .read(&self.sql, move |conn, sql| {
+                let mut stmt = conn.prepare_cached(&sql.scan)?;
+                let rows = stmt
+                    .query_map(params![after, now, limit as i64], |row| {
+                        let (key, row) = (row.get::<_, Vec<u8>>(0)?, Row::read(row, 1)?);
+                        Ok((key, row.version, row.data))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        Ok(sql::page_of_rows(rows, limit, "sqlite"))
+    }
+
+    /// Removes the ended rows a batch at a time (one statement each, so requests' writes get
+    /// the lock in between).
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = millis(self.clock.now());
+        let (removed, sessions) = self
+            .db
+            .blocking(&self.sql, move |conn, sql| {
+                let (mut total, mut sessions) = (0, 0);
+                loop {
+                    let mut stmt = conn.prepare_cached(&sql.delete_expired)?;
+                    // Each removed row says whether it held a session (not a login's mark).
+                    let kinds = stmt.query_map(params![now, PAGE], |row| row.get::<_, bool>(0))?;
+                    let mut removed = 0;
+                    for was_session in kinds {
+                        removed += 1;
+                        sessions += u64::from(was_session?);
+                    }
+                    total += removed;
+                    if (removed as i64) < PAGE {
+                        return Ok((total, sessions));
+                    }
+                }
+            })
+            .await?;
+        crate::metrics::expired_swept(sessions);
+        Ok(removed)
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// One count on the expiry index; live sessions only (an entry's kind is its blob's tenth
+    /// byte: `1` a session, `2` a login's forwarding mark, plus `0x10` when bound to its key).
+    async fn count_live(&self) -> Result<u64, StoreError> {
+        let now = millis(self.clock.now());
+        let count = format!(
+            "SELECT count(*) FROM \"{}\" WHERE expires_at > ?1 AND {SESSION_ROW}",
+            self.sql.table
+        );
+        let live = self
+            .db
+            .read(&self.sql, move |conn, _| {
+                conn.query_row(&count, params![now], |row| row.get::<_, i64>(0))
+            })
+            .await?;
+        Ok(live.unsigned_abs())
+    }
+
+    async fn has_ended(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let bytes = *key.as_bytes();
+        let now = millis(self.clock.now());
+        let ended = format!(
+            "SELECT 1 FROM \"{}\" WHERE key = ?1 AND expires_at <= ?2 AND {SESSION_ROW}",
+            self.sql.table
+        );
+        self.db
+            .read(&self.sql, move |conn, _| {
+                conn.prepare_cached(&ended)?
+                    .exists(params![&bytes[..], now])
+            })
+            .await
+    }
+
     async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+        Ok(self.owned_entries(owner).await?.entries)
+    }
+
+    /// The owner's rows; a row that does not decode is reported beside them with its `version`
+    /// column (so a revocation can end it), not an error.
+    async fn owned_entries(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
         let owner = owner.to_owned();
         let now = millis(self.clock.now());
         let rows = self
@@ -515,23 +524,55 @@ impl SessionStore for SqliteStore {
                 let mut stmt = conn.prepare_cached(&sql.owned_by)?;
                 let rows = stmt
                     .query_map(params![owner, now], |row| {
-                        Ok((row.get::<_, Vec<u8>>(0)?, bytes_of(row.get_ref(1)?)))
+                        Ok((row.get::<_, Vec<u8>>(0)?, Row::read(row, 1)?))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
             .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for (key, data) in rows {
-            let digest = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
-                crate::errors::RecordError::Malformed("stored key: not 32 bytes".into())
-            })?;
-            found.push((
-                SessionKey::from_digest(digest),
-                blob::decode(Bytes::from(data?))?,
-            ));
+        let mut found = OwnedEntries::default();
+        for (key, row) in rows {
+            let Ok(key) = sql::key_of(&key) else {
+                tracing::warn!(target: "sessions::store", store = "sqlite", "a row whose key is not 32 bytes is left out of an owner's sessions");
+                continue;
+            };
+            match row.entry(&key) {
+                Ok(entry) => found.entries.push((key, entry)),
+                Err(err) => found.unreadable.push((key, err)),
+            }
         }
         Ok(found)
+    }
+}
+
+/// A row as read: its `version` column (`None` when it is not an integer) and its `data`.
+struct Row {
+    version: Option<i64>,
+    data: Result<Vec<u8>, RecordError>,
+}
+
+impl Row {
+    /// The `version` and `data` columns from column `at` on.
+    fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
+        Ok(Row {
+            version: row.get_ref(at)?.as_i64().ok(),
+            data: bytes_of(row.get_ref(at + 1)?),
+        })
+    }
+
+    /// The entry the row holds for `key`: unreadable, with the version the row compares,
+    /// when it does not decode or says another version than its column.
+    fn entry(self, key: &SessionKey) -> Result<Entry, RecordError> {
+        let Some(version) = self.version.map(i64::cast_unsigned) else {
+            return Err(RecordError::Malformed(
+                "the row's version is not an integer".into(),
+            ));
+        };
+        let unreadable = |source| RecordError::Unreadable {
+            version,
+            source: Box::new(source),
+        };
+        blob::decode_beside(key, version, Bytes::from(self.data.map_err(unreadable)?))
     }
 }
 

@@ -62,10 +62,10 @@ impl Held {
     }
 
     /// The record (a shared copy, or unpacked).
-    pub(super) fn record(&self) -> Result<Record, StoreError> {
+    pub(super) fn record(&self) -> Result<Record, RecordError> {
         match self {
             Held::Record(record) => Ok(record.clone()),
-            Held::Packed(packed) => Ok(packed.unpack()?),
+            Held::Packed(packed) => packed.unpack(),
         }
     }
 }

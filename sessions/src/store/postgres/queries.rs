@@ -15,6 +15,12 @@ pub(super) const PAGE: i64 = 500;
 /// (no index entry, and a smaller WAL record). See the store's docs for the measurements.
 pub(super) const FILLFACTOR: u8 = 80;
 
+/// Whether a row holds a live session (not a forwarding mark): its entry's kind, the tenth
+/// byte, is `1`, or `0x11` when bound to its key (see `store::blob`). A row too short to have
+/// one (damaged) is not a session, and no error: `get_byte` would fail the whole statement.
+pub(super) const SESSION_ROW: &str =
+    "substring(data from 10 for 1) IN ('\\x01'::bytea, '\\x11'::bytea)";
+
 /// A checked table name, and the quoted names derived from it.
 #[derive(Debug, Clone)]
 pub(super) struct Table {
@@ -41,7 +47,7 @@ impl Table {
 #[derive(Debug)]
 pub(super) struct Queries {
     pub(super) table: Table,
-    /// `$1` key, `$2` now: the entry's bytes.
+    /// `$1` key, `$2` now: the entry's version column and bytes.
     pub(super) load: String,
     /// `$1` key, `$2` version, `$3` expires_at, `$4` owner, `$5` data, `$6` now: writes unless
     /// a live entry is stored.
@@ -53,19 +59,21 @@ pub(super) struct Queries {
     pub(super) delete: String,
     /// `$1` key, `$2` now: removes an ended entry; says whether no live one is stored.
     pub(super) clear_ended: String,
-    /// `$1` owner, `$2` now: key and bytes of the owner's live sessions.
+    /// `$1` owner, `$2` now: key, version column and bytes of the owner's live sessions.
     pub(super) owned_by: String,
-    /// `$1` now, `$2` page: removes a page of ended entries.
+    /// `$1` now, `$2` page: removes a page of ended entries → per entry, whether it held a
+    /// session (not a login's forwarding mark: the blob's tenth byte is its kind).
     pub(super) delete_expired: String,
-    /// `$1` after key, `$2` now, `$3` page: the next page of live keys, in order.
-    pub(super) scan_keys: String,
+    /// `$1` after key, `$2` now, `$3` page: the next page of live keys, versions and bytes, in
+    /// key order.
+    pub(super) scan: String,
 }
 
 impl Queries {
     pub(super) fn new(table: Table) -> Self {
         let t = table.quoted("");
         Self {
-            load: format!("SELECT data FROM {t} WHERE key = $1 AND expires_at > $2"),
+            load: format!("SELECT version, data FROM {t} WHERE key = $1 AND expires_at > $2"),
             create: format!(
                 "INSERT INTO {t} AS t (key, version, expires_at, owner, data)
                  VALUES ($1, $2, $3, $4, $5)
@@ -82,14 +90,17 @@ impl Queries {
                 "WITH ended AS (DELETE FROM {t} WHERE key = $1 AND expires_at <= $2)
                  SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $2)"
             ),
-            owned_by: format!("SELECT key, data FROM {t} WHERE owner = $1 AND expires_at > $2"),
+            owned_by: format!(
+                "SELECT key, version, data FROM {t} WHERE owner = $1 AND expires_at > $2"
+            ),
             delete_expired: format!(
                 "DELETE FROM {t} WHERE key IN (
                     SELECT key FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
-                 ) AND expires_at <= $1"
+                 ) AND expires_at <= $1
+                 RETURNING {SESSION_ROW}"
             ),
-            scan_keys: format!(
-                "SELECT key FROM {t} WHERE key > $1 AND expires_at > $2 ORDER BY key LIMIT $3"
+            scan: format!(
+                "SELECT key, version, data FROM {t} WHERE key > $1 AND expires_at > $2 ORDER BY key LIMIT $3"
             ),
             table,
         }
@@ -118,13 +129,7 @@ impl Queries {
     }
 }
 
-pub(super) use crate::store::sql_time::{millis, time};
-
-/// An entry's version as the `version` column holds it: the same 64 bits, read as signed
-/// (only ever compared for equality).
-pub(super) fn version_column(version: u64) -> i64 {
-    version.cast_signed()
-}
+pub(super) use crate::store::upkeep::sql::{millis, time, version_column};
 
 #[cfg(test)]
 mod tests {

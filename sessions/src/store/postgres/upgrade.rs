@@ -185,7 +185,8 @@ async fn convert(
                 Ok((digest, expires_at, entry)) => {
                     batch.keys.push(digest.to_vec());
                     batch.expires_at.push(expires_at);
-                    batch.data.push(blob::encode(&entry));
+                    let key = SessionKey::from_digest(digest);
+                    batch.data.push(blob::encode_at(&key, &entry));
                     converted += 1;
                 }
                 Err(err) => {

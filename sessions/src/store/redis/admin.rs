@@ -1,6 +1,6 @@
 //! Whole-keyspace work: [`RedisStore::migrate`] (convert every old-layout session now) and
-//! [`RedisStore::migrate_all`] (migrate every stored slot of one type), each a `SCAN` of the
-//! store's prefix on the server, or on every primary of a cluster.
+//! [`RedisStore::migrate_all`] (migrate every stored slot of one type, on the store's walk),
+//! each a `SCAN` of the store's prefix on the server, or on every primary of a cluster.
 
 use ::redis::Value;
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -46,12 +46,15 @@ impl RedisStore {
     /// ```
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let mut converted = 0;
-        for key in self.scan_sessions(Some("hash")).await? {
+        for redis_key in self.scan_sessions(Some("hash")).await? {
+            let Some(key) = self.session_key_of(&redis_key) else {
+                continue;
+            };
             match self.convert_key(&key).await {
                 Ok(true) => converted += 1,
                 Ok(false) => {}
                 Err(StoreError::Record(err)) => {
-                    tracing::warn!(target: "sessions::store", redis_key = key, error = %err, "an unreadable old-layout session is left as it is");
+                    tracing::warn!(target: "sessions::store", redis_key, error = %err, "an unreadable old-layout session is left as it is");
                 }
                 Err(err) => return Err(err),
             }
@@ -89,24 +92,10 @@ impl RedisStore {
         &self,
         format: Format,
     ) -> Result<MigrationReport, StoreError> {
-        let mut report = MigrationReport::default();
-        for redis_key in self.scan_sessions(None).await? {
-            let Some(key) = self.session_key_of(&redis_key) else {
-                continue;
-            };
-            match crate::store::migrate_session::<T, Self>(self, &key, format, &mut report).await {
-                Ok(()) => {}
-                Err(StoreError::Record(err)) => {
-                    tracing::warn!(target: "sessions::migration", redis_key, error = %err, "unreadable session left as it is");
-                    report.failed += 1;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(report)
+        crate::store::upkeep::migrate_all::<T, Self>(self, format).await
     }
 
-    fn session_key_of(&self, redis_key: &str) -> Option<SessionKey> {
+    pub(super) fn session_key_of(&self, redis_key: &str) -> Option<SessionKey> {
         let inner = redis_key
             .strip_prefix(&*self.prefix)?
             .strip_prefix('{')?
@@ -116,40 +105,14 @@ impl RedisStore {
 
     /// Every session key under the prefix (of type `kind`, when given), on every node.
     async fn scan_sessions(&self, kind: Option<&str>) -> Result<Vec<String>, StoreError> {
-        let pattern = scan_pattern(&self.prefix);
         let mut keys = Vec::new();
         for node in self.scan_nodes().await? {
             let mut cursor = 0u64;
             loop {
-                let mut scan = ::redis::cmd("SCAN");
-                scan.arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT);
-                if let Some(kind) = kind {
-                    scan.arg("TYPE").arg(kind);
-                }
-                let reply = match (&self.connection, &node) {
-                    (Connection::Cluster(cluster), Some((host, port))) => {
-                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port: *port,
-                        });
-                        cluster
-                            .clone()
-                            .route_command(scan, routing)
-                            .await
-                            .map_err(backend)?
-                    }
-                    _ => self.connection.command(&scan).await.map_err(backend)?,
-                };
-                let (next, page) = wire::scan_reply(reply)
-                    .ok_or_else(|| unexpected("SCAN", "a malformed reply"))?;
-                keys.extend(
-                    page.into_iter()
-                        .filter(|key| self.session_key_of(key).is_some()),
-                );
+                let (next, page) = self
+                    .scan_step(node.as_ref(), cursor, SCAN_COUNT, kind)
+                    .await?;
+                keys.extend(page);
                 if next == 0 {
                     break;
                 }
@@ -160,8 +123,46 @@ impl RedisStore {
         Ok(keys)
     }
 
+    /// One `SCAN` step on `node` (the one server: `None`) from `cursor`: the next cursor and
+    /// the session keys (of type `kind`, when given) of the step.
+    pub(super) async fn scan_step(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        count: usize,
+        kind: Option<&str>,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        let mut scan = ::redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(scan_pattern(&self.prefix))
+            .arg("COUNT")
+            .arg(count);
+        if let Some(kind) = kind {
+            scan.arg("TYPE").arg(kind);
+        }
+        let reply = match (&self.connection, node) {
+            (Connection::Cluster(cluster), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                cluster
+                    .clone()
+                    .route_command(scan, routing)
+                    .await
+                    .map_err(backend)?
+            }
+            _ => self.connection.command(&scan).await.map_err(backend)?,
+        };
+        let (next, mut keys) =
+            wire::scan_reply(reply).ok_or_else(|| unexpected("SCAN", "a malformed reply"))?;
+        keys.retain(|key| self.session_key_of(key).is_some());
+        Ok((next, keys))
+    }
+
     /// Where to scan: the one server, or every cluster primary.
-    async fn scan_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
+    pub(super) async fn scan_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
         let Connection::Cluster(cluster) = &self.connection else {
             return Ok(vec![None]);
         };

@@ -10,15 +10,22 @@ use super::RedisStore;
 use super::legacy::{self, Legacy};
 use super::wire::{self, CONVERT, SWAP, backend, is_code, unexpected};
 use crate::errors::RecordError;
+use crate::id::SessionKey;
 use crate::store::{Entry, StoreError, blob};
 
 /// How often a load starts over when an old-layout hash changes while it converts it.
 const CONVERT_ATTEMPTS: usize = 3;
 
-/// Milliseconds since the Unix epoch (0 before it).
-pub(super) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// An end as `PXAT` takes it: milliseconds since the Unix epoch, from 1 (Redis refuses 0 and
+/// below; such an end has passed anyway, and the key goes at once) to `i64::MAX`, the largest
+/// Redis takes. An end later than that (past the year 292 million: only a forged entry, or an
+/// entry of a store that did not saturate, says so) is kept until then, as the SQL stores
+/// clamp their `expires_at` column: the entry itself keeps its end.
+pub(super) fn pxat(time: SystemTime) -> i64 {
+    let millis = time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    });
+    millis.max(1)
 }
 
 /// What the swap script (or `SET NX`) did.
@@ -47,9 +54,12 @@ fn not_a_session(what: &str) -> StoreError {
 }
 
 impl RedisStore {
-    /// The entry under `redis_key`: from the local cache, or one `GET` (a `GET` after
-    /// `CLIENT TRACKING` with the cache); an old-layout hash is converted on the way.
-    pub(super) async fn load_key(&self, redis_key: &str) -> Result<Option<Entry>, StoreError> {
+    /// The entry under `key`: from the local cache, or one `GET` (a `GET` after
+    /// `CLIENT TRACKING` with the cache); an old-layout hash is converted on the way. An entry
+    /// bound to another key, or that does not decode, is unreadable (with its version, when it
+    /// starts like an entry: a logout still ends it).
+    pub(super) async fn load_key(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
+        let redis_key = &*self.redis_key(key);
         let cache = self.cache.as_deref();
         if let Some(cache) = cache
             && let Some(entry) = cache.get(redis_key.as_bytes(), SystemTime::now())
@@ -70,7 +80,7 @@ impl RedisStore {
                     return Ok(None);
                 }
                 Ok(Value::BulkString(bytes)) => {
-                    return match blob::decode(Bytes::from(bytes)) {
+                    return match blob::decode_at(key, Bytes::from(bytes)) {
                         Ok(entry) => {
                             finish(Some(&entry));
                             Ok(Some(entry))
@@ -83,7 +93,7 @@ impl RedisStore {
                 }
                 Err(err) if is_code(&err, "WRONGTYPE") => {
                     finish(None);
-                    match self.convert(redis_key).await? {
+                    match self.convert(key).await? {
                         Converted::Entry(entry) => return Ok(Some(entry)),
                         Converted::Gone => return Ok(None),
                         Converted::Changed => {}
@@ -123,7 +133,8 @@ impl RedisStore {
 
     /// Reads an old-layout hash and replaces it by its entry (version 1), if it is still what
     /// was read.
-    async fn convert(&self, redis_key: &str) -> Result<Converted, StoreError> {
+    async fn convert(&self, key: &SessionKey) -> Result<Converted, StoreError> {
+        let redis_key = &*self.redis_key(key);
         let mut hgetall = ::redis::cmd("HGETALL");
         hgetall.arg(redis_key);
         let reply = match self.connection.command(&hgetall).await {
@@ -146,8 +157,8 @@ impl RedisStore {
             version: 1,
             session: stored,
         };
-        let bytes = blob::encode(&entry);
-        let end = millis(entry.expires_at());
+        let bytes = blob::encode_at(key, &entry);
+        let end = pxat(entry.expires_at());
         let call = |whole: bool| {
             let mut cmd = CONVERT.call(whole, redis_key);
             cmd.arg(&bytes[..]).arg(end);
@@ -174,11 +185,11 @@ impl RedisStore {
         }
     }
 
-    /// Converts the old-layout hash under `redis_key` (for [`RedisStore::migrate`]); whether
-    /// it did.
-    pub(super) async fn convert_key(&self, redis_key: &str) -> Result<bool, StoreError> {
+    /// Converts the old-layout hash under `key` (for [`RedisStore::migrate`]); whether it
+    /// did.
+    pub(super) async fn convert_key(&self, key: &SessionKey) -> Result<bool, StoreError> {
         for _ in 0..CONVERT_ATTEMPTS {
-            match self.convert(redis_key).await? {
+            match self.convert(key).await? {
                 Converted::Entry(_) => return Ok(true),
                 Converted::Gone => return Ok(false),
                 Converted::Changed => {}
@@ -187,14 +198,15 @@ impl RedisStore {
         Err(StoreError::Contended)
     }
 
-    /// Writes `new` under `redis_key` (or deletes) if what is stored is the entry of version
+    /// Writes `new` under `key` (or deletes) if what is stored is the entry of version
     /// `current` (`None`: nothing).
     pub(super) async fn swap_key(
         &self,
-        redis_key: &str,
+        key: &SessionKey,
         current: Option<u64>,
         new: Option<Entry>,
     ) -> Result<bool, StoreError> {
+        let redis_key = &*self.redis_key(key);
         let owner = new.as_ref().and_then(Entry::owner).map(str::to_owned);
         let cluster = self.is_cluster();
         let token = self
@@ -204,11 +216,8 @@ impl RedisStore {
         // A create is SET NX, unless a single server must write the owner index with it.
         let by_set = current.is_none() && new.is_some() && (cluster || owner.is_none());
         let result = match (by_set, &new) {
-            (true, Some(entry)) => self.create(redis_key, entry).await,
-            _ => {
-                self.run_swap(redis_key, current, new.as_ref(), cluster)
-                    .await
-            }
+            (true, Some(entry)) => self.create(key, entry).await,
+            _ => self.run_swap(key, current, new.as_ref(), cluster).await,
         };
         if let (Some(cache), Some(token)) = (self.cache.as_deref(), token) {
             // What SET NX wrote is not tracked (it read nothing): not kept.
@@ -237,14 +246,14 @@ impl RedisStore {
         Ok(true)
     }
 
-    async fn create(&self, redis_key: &str, entry: &Entry) -> Result<Swapped, StoreError> {
+    async fn create(&self, key: &SessionKey, entry: &Entry) -> Result<Swapped, StoreError> {
         let mut set = Cmd::new();
         set.arg("SET")
-            .arg(redis_key)
-            .arg(blob::encode(entry))
+            .arg(self.redis_key(key))
+            .arg(blob::encode_at(key, entry))
             .arg("NX")
             .arg("PXAT")
-            .arg(millis(entry.expires_at()));
+            .arg(pxat(entry.expires_at()));
         let wrote = match self.connection.command(&set).await.map_err(backend)? {
             Value::Okay => true,
             Value::SimpleString(ok) if ok == "OK" => true,
@@ -261,14 +270,15 @@ impl RedisStore {
 
     async fn run_swap(
         &self,
-        redis_key: &str,
+        key: &SessionKey,
         current: Option<u64>,
         new: Option<&Entry>,
         cluster: bool,
     ) -> Result<Swapped, StoreError> {
+        let redis_key = &*self.redis_key(key);
         let expected = current.map(blob::prefix);
-        let bytes = new.map(blob::encode);
-        let end = new.map_or(0, |entry| millis(entry.expires_at()));
+        let bytes = new.map(|entry| blob::encode_at(key, entry));
+        let end = new.map_or(1, |entry| pxat(entry.expires_at()));
         let owner = new
             .and_then(Entry::owner)
             .map(|owner| format!("={owner}"))

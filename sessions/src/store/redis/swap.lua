@@ -25,9 +25,10 @@ elseif not stored or string.sub(stored, 1, 9) ~= ARGV[1] then
   return 0
 end
 local old = ''
--- A live entry (kind 1 at byte 10) names its owner at byte 35: a 4-byte length (all ones for
--- none), then the owner.
-if stored and string.byte(stored, 10) == 1 and #stored >= 38 then
+-- A live entry (kind 1 at byte 10; 17 when bound to its key) names its owner at byte 35: a
+-- 4-byte length (all ones for none), then the owner.
+local kind = stored and string.byte(stored, 10)
+if (kind == 1 or kind == 17) and #stored >= 38 then
   local length = struct.unpack('>I4', stored, 35)
   if length ~= 4294967295 then
     old = '=' .. string.sub(stored, 39, 38 + length)

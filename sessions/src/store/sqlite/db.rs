@@ -283,9 +283,15 @@ fn is_busy(err: &rusqlite::Error) -> bool {
     err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
 }
 
-/// A SQLite error as a store error.
+/// A SQLite error as a store error: a missing table is a store used without `migrate()` (the
+/// app's setup, a 500 that names the fix); the rest is the backend failing.
 pub(super) fn backend(err: rusqlite::Error) -> StoreError {
-    StoreError::backend(err)
+    match &err {
+        rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("no such table") => {
+            StoreError::not_migrated("SqliteStore", err)
+        }
+        _ => StoreError::backend(err),
+    }
 }
 
 /// Bytes of a stored `data` value; a value of another type is a broken entry.

@@ -19,7 +19,7 @@ pub(super) fn create_table(quoted: &str) -> String {
     )
 }
 
-pub(super) use crate::store::sql_time::{millis, time};
+pub(super) use crate::store::upkeep::sql::{millis, time};
 
 /// The statements of one store, written once for its table name. Parameters are numbered as
 /// the store binds them; every time is milliseconds since the Unix epoch.
@@ -29,7 +29,7 @@ pub(super) struct Queries {
     pub(super) table: String,
     /// Creates the table and its indexes if missing.
     pub(super) schema: String,
-    /// `?1` key, `?2` now → `data`.
+    /// `?1` key, `?2` now → `version`, `data`.
     pub(super) load: String,
     /// `?1` key, `?2` version, `?3` expires_at, `?4` owner, `?5` data, `?6` now: inserts, or
     /// replaces an ended row.
@@ -43,11 +43,12 @@ pub(super) struct Queries {
     pub(super) update: String,
     /// `?1` key, `?2` current version, `?3` now.
     pub(super) delete: String,
-    /// `?1` owner, `?2` now → `key`, `data`.
+    /// `?1` owner, `?2` now → `key`, `version`, `data`.
     pub(super) owned_by: String,
-    /// `?1` now, `?2` batch size: deletes a batch of ended rows.
+    /// `?1` now, `?2` batch size: deletes a batch of ended rows → per row, whether it held a
+    /// session (not a login's forwarding mark: the blob's tenth byte is its kind).
     pub(super) delete_expired: String,
-    /// `?1` after (a key), `?2` now, `?3` page size → `key`, in key order.
+    /// `?1` after (a key), `?2` now, `?3` page size → `key`, `version`, `data`, in key order.
     pub(super) scan: String,
 }
 
@@ -65,7 +66,7 @@ impl Queries {
                 CREATE INDEX IF NOT EXISTS {by_owner} ON {t} (owner) WHERE owner IS NOT NULL;",
                 create_table(&t)
             ),
-            load: format!("SELECT data FROM {t} WHERE key = ?1 AND expires_at > ?2"),
+            load: format!("SELECT version, data FROM {t} WHERE key = ?1 AND expires_at > ?2"),
             insert: format!(
                 "INSERT INTO {t} (key, version, expires_at, owner, data) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (key) DO UPDATE SET version = excluded.version,
@@ -83,15 +84,16 @@ impl Queries {
             ),
             delete: format!("DELETE FROM {t} WHERE key = ?1 AND version = ?2 AND expires_at > ?3"),
             owned_by: format!(
-                "SELECT key, data FROM {t} INDEXED BY {by_owner}
+                "SELECT key, version, data FROM {t} INDEXED BY {by_owner}
                  WHERE owner = ?1 AND expires_at > ?2"
             ),
             delete_expired: format!(
                 "DELETE FROM {t} WHERE key IN
-                    (SELECT key FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+                    (SELECT key FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
+                 RETURNING substr(data, 10, 1) IN (x'01', x'11')"
             ),
             scan: format!(
-                "SELECT key FROM {t} WHERE key > ?1 AND expires_at > ?2 ORDER BY key LIMIT ?3"
+                "SELECT key, version, data FROM {t} WHERE key > ?1 AND expires_at > ?2 ORDER BY key LIMIT ?3"
             ),
             table: base.to_owned(),
         })

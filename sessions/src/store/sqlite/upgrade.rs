@@ -114,7 +114,7 @@ pub(super) fn run(conn: &Connection, sql: &Queries) -> rusqlite::Result<Found> {
         insert.execute(params![
             &key.as_bytes()[..],
             millis(entry.expires_at()),
-            blob::encode(&entry)
+            blob::encode_at(&key, &entry)
         ])?;
         converted += 1;
     }
