@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::shop::{Shop, cart_of, delete, json, line, lines, location, post_form, put_json};
+use common::shop::{Shop, cart_of, json, line, lines, location};
 use common::{CartServer, TempDir, http, run_cart};
 use serde_json::{Value, json};
 use sessions::testing::{inspect, seed};
@@ -120,15 +120,19 @@ async fn the_api_changes_only_what_it_says_login_cycles_the_id_logout_destroys(
             .contains("caviar")
     );
 
-    let coupon = put_json(&browser, "/api/cart/coupon", &json!({"code": "welcome10"})).await;
+    let coupon = browser
+        .put_json("/api/cart/coupon", &json!({"code": "welcome10"}))
+        .await;
     assert_eq!(json(&coupon)["coupon"], "WELCOME10");
     assert_eq!(json(&coupon)["discount_cents"], (2 * 320 + 750) / 10);
-    let bad = put_json(&browser, "/api/cart/coupon", &json!({"code": "FREE"})).await;
+    let bad = browser
+        .put_json("/api/cart/coupon", &json!({"code": "FREE"}))
+        .await;
     assert_eq!(bad.status(), 400);
 
-    let removed = delete(&browser, "/api/cart/items/apple").await;
+    let removed = browser.delete("/api/cart/items/apple").await;
     assert_eq!(lines(&json(&removed)), [line("coffee", 1)]);
-    let missing = delete(&browser, "/api/cart/items/apple").await;
+    let missing = browser.delete("/api/cart/items/apple").await;
     assert_eq!(missing.status(), 404);
 
     // A read-only request writes nothing and sets no cookie.
@@ -195,7 +199,7 @@ async fn a_seeded_cart_shows_on_the_page_and_survives_a_new_app_on_the_same_file
     let shop = Shop::sqlite(framework, &db).await;
     let browser = shop.browser_with(&token);
     assert_eq!(lines(&cart_of(&browser).await), [line("tea", 3)]);
-    let added = post_form(&browser, "/cart/add", &[("sku", "bread")], None).await;
+    let added = browser.post_form("/cart/add", &[("sku", "bread")]).await;
     assert_eq!(
         (added.status().as_u16(), location(&added)),
         (303, Some("/"))

@@ -10,7 +10,7 @@
 mod common;
 
 use common::TempDir;
-use common::shop::{Browser, Shop, cart_of, delete, json, lines, location, post_form};
+use common::shop::{Browser, Shop, cart_of, json, lines, location};
 use serde_json::{Value, json};
 use sessions::testing::inspect;
 use sessions_examples::cart::cli::Framework;
@@ -21,9 +21,9 @@ use sessions_examples::cart::shop::LOGGED_OUT;
 const FIREFOX: &str =
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:120.0) Gecko/20100101 Firefox/120.0";
 
-/// Logs `browser` in as `user` through the page's form, as the browser `agent`.
-async fn log_in(browser: &Browser, user: &str, agent: &str) {
-    let login = post_form(browser, "/login", &[("user", user)], Some(agent)).await;
+/// Logs `browser` in as `user` through the page's form.
+async fn log_in(browser: &Browser, user: &str) {
+    let login = browser.post_form("/login", &[("user", user)]).await;
     assert_eq!(login.status(), 303, "{}", login.text());
 }
 
@@ -47,9 +47,9 @@ async fn sessions_of(browser: &Browser) -> Vec<Value> {
 async fn logout_leaves_a_flash_in_a_fresh_session(framework: Framework) {
     let dir = TempDir::new("cart-flash");
     let shop = Shop::sqlite(framework, &dir.path().join("sessions.db")).await;
-    let browser = shop.browser();
-    post_form(&browser, "/cart/add", &[("sku", "apple")], None).await;
-    log_in(&browser, "ada", "Firefox").await;
+    let browser = shop.browser_as("Firefox");
+    browser.post_form("/cart/add", &[("sku", "apple")]).await;
+    log_in(&browser, "ada").await;
     assert_eq!(signed_in_as(&browser).await.as_deref(), Some("ada"));
     let signed_in = shop.token(&browser).expect("a session");
 
@@ -85,17 +85,17 @@ async fn logout_leaves_a_flash_in_a_fresh_session(framework: Framework) {
 async fn your_sessions_lists_both_browsers_and_signs_the_other_out(framework: Framework) {
     let dir = TempDir::new("cart-sessions");
     let shop = Shop::sqlite(framework, &dir.path().join("sessions.db")).await;
-    let laptop = shop.browser();
-    let phone = shop.browser();
+    let laptop = shop.browser_as(FIREFOX);
+    let phone = shop.browser_as("Phone Safari");
     let signed_out = shop.browser().get("/sessions").await.text();
     assert!(
         signed_out.contains("id=\"sessions-signed-out\""),
         "{signed_out}"
     );
 
-    log_in(&laptop, "ada", FIREFOX).await;
-    post_form(&phone, "/cart/add", &[("sku", "tea")], None).await;
-    log_in(&phone, "ada", "Phone Safari").await;
+    log_in(&laptop, "ada").await;
+    phone.post_form("/cart/add", &[("sku", "tea")]).await;
+    log_in(&phone, "ada").await;
 
     // Both are listed, the laptop's own marked current (two logins in one millisecond may
     // list in either order, so the test looks them up by what they are).
@@ -146,13 +146,9 @@ async fn your_sessions_lists_both_browsers_and_signs_the_other_out(framework: Fr
     assert!(page.contains("id=\"revoke-others\""));
 
     // Sign the phone out from the laptop.
-    let revoked = post_form(
-        &laptop,
-        "/sessions/revoke",
-        &[("reference", &phone_ref)],
-        None,
-    )
-    .await;
+    let revoked = laptop
+        .post_form("/sessions/revoke", &[("reference", &phone_ref)])
+        .await;
     assert_eq!(
         (revoked.status().as_u16(), location(&revoked)),
         (303, Some("/sessions"))
@@ -181,20 +177,18 @@ async fn your_sessions_lists_both_browsers_and_signs_the_other_out(framework: Fr
     );
 
     // The same reference again: already ended.
-    post_form(
-        &laptop,
-        "/sessions/revoke",
-        &[("reference", &phone_ref)],
-        None,
-    )
-    .await;
+    laptop
+        .post_form("/sessions/revoke", &[("reference", &phone_ref)])
+        .await;
     let page = laptop.get("/sessions").await.text();
     assert!(page.contains("That session had already ended."), "{page}");
 
     // Signing out this browser's own session from the list is a logout.
     let own = sessions_of(&laptop).await;
     let own_ref = own[0]["reference"].as_str().expect("a reference");
-    let out = post_form(&laptop, "/sessions/revoke", &[("reference", own_ref)], None).await;
+    let out = laptop
+        .post_form("/sessions/revoke", &[("reference", own_ref)])
+        .await;
     assert_eq!(location(&out), Some("/"));
     assert!(laptop.get("/").await.text().contains(LOGGED_OUT));
     assert_eq!(signed_in_as(&laptop).await, None);
@@ -203,12 +197,12 @@ async fn your_sessions_lists_both_browsers_and_signs_the_other_out(framework: Fr
 async fn sign_out_all_other_devices(framework: Framework) {
     let dir = TempDir::new("cart-others");
     let shop = Shop::sqlite(framework, &dir.path().join("sessions.db")).await;
-    let browsers = [shop.browser(), shop.browser(), shop.browser()];
-    for (n, browser) in browsers.iter().enumerate() {
-        log_in(browser, "grace", &format!("browser {n}")).await;
+    let browsers = [0, 1, 2].map(|n| shop.browser_as(&format!("browser {n}")));
+    for browser in &browsers {
+        log_in(browser, "grace").await;
     }
-    let elsewhere = shop.browser();
-    log_in(&elsewhere, "ada", "another user").await;
+    let elsewhere = shop.browser_as("another user");
+    log_in(&elsewhere, "ada").await;
     let [here, tablet, phone] = &browsers;
     assert_eq!(sessions_of(here).await.len(), 3);
 
@@ -220,7 +214,7 @@ async fn sign_out_all_other_devices(framework: Framework) {
         .and_then(|s| s["reference"].as_str())
         .expect("the current session");
     assert_eq!(
-        delete(here, &format!("/api/sessions/{own_ref}"))
+        here.delete(&format!("/api/sessions/{own_ref}"))
             .await
             .status(),
         409
@@ -229,7 +223,7 @@ async fn sign_out_all_other_devices(framework: Framework) {
         .as_str()
         .expect("a reference")
         .to_owned();
-    let not_mine = delete(here, &format!("/api/sessions/{ada_ref}")).await;
+    let not_mine = here.delete(&format!("/api/sessions/{ada_ref}")).await;
     assert_eq!(
         not_mine.status(),
         404,
@@ -243,7 +237,9 @@ async fn sign_out_all_other_devices(framework: Framework) {
         401
     );
 
-    let out = post_form(here, "/sessions/revoke-others", &[], None).await;
+    let out = here
+        .post_form("/sessions/revoke-others", &Vec::<(&str, &str)>::new())
+        .await;
     assert_eq!(location(&out), Some("/sessions"));
     assert!(
         here.get("/sessions")
@@ -262,8 +258,8 @@ async fn sign_out_all_other_devices(framework: Framework) {
     );
 
     // Through the API: one more device, then signed out by reference.
-    let laptop = shop.browser();
-    log_in(&laptop, "grace", "laptop").await;
+    let laptop = shop.browser_as("laptop");
+    log_in(&laptop, "grace").await;
     let answer = here.post("/api/sessions/revoke-others").await;
     assert_eq!(json(&answer), json!({"revoked": 1}));
     assert_eq!(signed_in_as(&laptop).await, None);
@@ -271,8 +267,8 @@ async fn sign_out_all_other_devices(framework: Framework) {
 
 async fn with_the_cookie_store_your_sessions_says_why_there_is_no_list(framework: Framework) {
     let shop = Shop::open(framework, &["--store", "cookie"]).await;
-    let browser = shop.browser();
-    log_in(&browser, "ada", "Firefox").await;
+    let browser = shop.browser_as("Firefox");
+    log_in(&browser, "ada").await;
     let page = browser.get("/sessions").await;
     assert_eq!(page.status(), 200);
     assert!(

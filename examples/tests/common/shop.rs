@@ -7,19 +7,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::header::USER_AGENT;
+use http::{HeaderValue, Request, Response};
 use serde_json::Value;
 use sessions::SessionLayer;
 use sessions::testing::{ActixTransport, TestClient, TestResponse, TowerTransport, Transport};
 use sessions_examples::cart::cli::{Framework, Options};
 use sessions_examples::cart::stores::Opened;
 use sessions_examples::cart::{AppState, actix_app, axum_app};
-
-/// Runs `test` on `framework` the way actix-web needs it: on this thread, inside a `LocalSet`
-/// (its futures are not `Send`).
-pub async fn run_local<F: Future>(test: F) -> F::Output {
-    tokio::task::LocalSet::new().run_until(test).await
-}
 
 /// `#[tokio::test]`s running `async fn $test(framework: Framework)` once per framework:
 /// `$test::axum` and `$test::actix`.
@@ -31,12 +26,12 @@ macro_rules! on_both_frameworks {
 
             #[tokio::test]
             async fn axum() {
-                $crate::common::shop::run_local(super::$test(Framework::Axum)).await;
+                super::$test(Framework::Axum).await;
             }
 
             #[tokio::test]
             async fn actix() {
-                $crate::common::shop::run_local(super::$test(Framework::Actix)).await;
+                super::$test(Framework::Actix).await;
             }
         }
     )*};
@@ -104,6 +99,12 @@ impl Shop {
         TestClient::with_transport(self.app.clone())
     }
 
+    /// A new browser that sends `agent` as its `User-Agent` (what "your sessions" shows).
+    pub fn browser_as(&self, agent: &str) -> Browser {
+        let agent = HeaderValue::from_str(agent).expect("a valid User-Agent");
+        self.browser().default_header(USER_AGENT, agent)
+    }
+
     /// A new browser holding the session `token` (a seeded or earlier session).
     pub fn browser_with(&self, token: &str) -> Browser {
         let browser = self.browser();
@@ -115,60 +116,6 @@ impl Shop {
     pub fn token(&self, browser: &Browser) -> Option<String> {
         browser.session(&self.layer)
     }
-}
-
-/// A form post (`application/x-www-form-urlencoded`), optionally as a browser named `agent`.
-pub async fn post_form(
-    browser: &Browser,
-    path: &str,
-    fields: &[(&str, &str)],
-    agent: Option<&str>,
-) -> TestResponse {
-    let body = fields
-        .iter()
-        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(agent) = agent {
-        request = request.header(header::USER_AGENT, agent);
-    }
-    browser
-        .send(request.body(Bytes::from(body)).expect("a valid request"))
-        .await
-}
-
-/// `DELETE path`.
-pub async fn delete(browser: &Browser, path: &str) -> TestResponse {
-    browser.request(Method::DELETE, path, Bytes::new()).await
-}
-
-/// `PUT path` with a JSON body.
-pub async fn put_json(browser: &Browser, path: &str, json: &Value) -> TestResponse {
-    let request = Request::builder()
-        .method(Method::PUT)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Bytes::from(json.to_string()))
-        .expect("a valid request");
-    browser.send(request).await
-}
-
-/// Percent-encodes a form value (everything but unreserved characters).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// The response's body as JSON, or a failure that shows it.

@@ -276,19 +276,45 @@ impl<T: Transport> TestClient<T> {
     /// # });
     /// ```
     pub async fn post_json(&self, path: &str, body: &impl serde::Serialize) -> TestResponse {
-        let body = match serde_json::to_vec(body) {
-            Ok(body) => body,
-            Err(err) => return TestResponse::client_error(&err),
-        };
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from(body));
-        match request {
-            Ok(request) => self.send(request).await,
-            Err(err) => TestResponse::client_error(&err),
-        }
+        self.send_json(Method::POST, path, body).await
+    }
+
+    /// `PUT path` with `body` as JSON (`Content-Type: application/json`): a value that does not
+    /// serialize is a client error response, and nothing is sent.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use axum::routing::put;
+    /// let app = axum::Router::new().route("/cart/apple", put(|body: String| async move { body }));
+    /// let client = sessions::testing::TestClient::new(app);
+    /// let response = client.put_json("/cart/apple", &serde_json::json!({"qty": 3})).await;
+    /// assert_eq!(response.text(), r#"{"qty":3}"#);
+    /// # });
+    /// ```
+    pub async fn put_json(&self, path: &str, body: &impl serde::Serialize) -> TestResponse {
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    /// `PATCH path` with `body` as JSON (`Content-Type: application/json`), as
+    /// [`put_json`](Self::put_json) does for `PUT`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use axum::routing::patch;
+    /// use http::HeaderMap;
+    /// let app = axum::Router::new().route(
+    ///     "/profile",
+    ///     patch(|headers: HeaderMap, body: String| async move {
+    ///         format!("{} {body}", headers["content-type"].to_str().unwrap_or_default())
+    ///     }),
+    /// );
+    /// let client = sessions::testing::TestClient::new(app);
+    /// let response = client.patch_json("/profile", &serde_json::json!({"dark": true})).await;
+    /// assert_eq!(response.text(), r#"application/json {"dark":true}"#);
+    /// # });
+    /// ```
+    pub async fn patch_json(&self, path: &str, body: &impl serde::Serialize) -> TestResponse {
+        self.send_json(Method::PATCH, path, body).await
     }
 
     /// `POST path` with `form` as an HTML form sends it (`application/x-www-form-urlencoded`):
@@ -302,15 +328,44 @@ impl<T: Transport> TestClient<T> {
     /// # });
     /// ```
     pub async fn post_form(&self, path: &str, form: &impl serde::Serialize) -> TestResponse {
-        let body = match serde_urlencoded::to_string(form) {
-            Ok(body) => body,
-            Err(err) => return TestResponse::client_error(&err),
-        };
+        match serde_urlencoded::to_string(form) {
+            Ok(body) => {
+                let form = "application/x-www-form-urlencoded";
+                self.send_typed(Method::POST, path, form, body.into()).await
+            }
+            Err(err) => TestResponse::client_error(&err),
+        }
+    }
+
+    /// `method path` with `body` as JSON.
+    async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> TestResponse {
+        match serde_json::to_vec(body) {
+            Ok(body) => {
+                self.send_typed(method, path, "application/json", body.into())
+                    .await
+            }
+            Err(err) => TestResponse::client_error(&err),
+        }
+    }
+
+    /// `method path` with `body` of `content_type`.
+    async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> TestResponse {
         let request = Request::builder()
-            .method(Method::POST)
+            .method(method)
             .uri(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Bytes::from(body));
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body);
         match request {
             Ok(request) => self.send(request).await,
             Err(err) => TestResponse::client_error(&err),
