@@ -60,6 +60,7 @@
 //! | `rename = "…"` | field | the stored name of the field |
 //! | `default` | field | a field missing from stored data takes its `Default` |
 //! | `skip` | field | never stored; `Default` on load |
+//! | `owner` | field | the one field that says whose session it is (`user_id: Option<u64>`): `Some(42)` binds the session to owner `"42"`, for [`SessionHandle::owner_sessions`], `revoke_others` and `SessionLayer::sessions_of` |
 //!
 //! # 2. Read and write through `Typed<T>`
 //!
@@ -71,9 +72,10 @@
 //! # 3. Put the layer on the router
 //!
 //! [`SessionLayer`] is a tower layer: it loads a session only when a handler asks for it and
-//! saves after the handler only what changed. `Typed<T>` is an axum extractor (a new session
-//! gets `T::default()`; `Option<Typed<T>>` says whether anything is stored), and
-//! [`SessionHandle`] is the session as a whole: [`cycle_id`](SessionHandle::cycle_id) after
+//! saves after the handler only what changed. `Typed<T>` is an axum extractor, and with
+//! feature `actix` an actix-web one (the same layer wraps an actix `App`): a new session gets
+//! `T::default()`, and `Option<Typed<T>>` (`IfStored<T>` on actix-web) says whether anything
+//! is stored. [`SessionHandle`] is the session as a whole: [`cycle_id`](SessionHandle::cycle_id) after
 //! login, [`destroy`](SessionHandle::destroy) at logout, and its expiry.
 //!
 //! ```
@@ -118,8 +120,11 @@
 //!   rotation; nothing stored server-side, no delta writes;
 //! * `SqliteStore` (feature `sqlite`): a file, nothing to run;
 //! * `PostgresStore` (feature `postgres`): shared by any number of app instances;
+//! * `MySqlStore` (feature `mysql`): MySQL 8 or MariaDB 10.11, like PostgreSQL;
 //! * `RedisStore` (feature `redis`): Redis or Valkey, standalone or cluster; the server expires
-//!   sessions itself.
+//!   sessions itself;
+//! * `MemcachedStore` (feature `memcached`): memcached 1.6 or later; each session an item that
+//!   expires with it (a full cache may evict one, which then reads as logged out).
 //!
 //! Every server-side store writes only the changed fields, atomically, never re-creates a
 //! destroyed session and never overwrites one on create; see [`store`] and the conformance
@@ -184,9 +189,19 @@
 //! # 6. Expiry
 //!
 //! [`Expiry`] is enforced server-side (and sealed inside the cookie for [`CookieStore`]): idle
-//! (rolling, the default: 24 hours), absolute, both, or a browser-session cookie. A save always
-//! moves the deadline; a read-only request refreshes it only once a share of the idle time has
-//! passed, not on every hit. [`SessionHandle::set_expiry`] gives one session its own policy.
+//! (rolling, the default: 24 hours), absolute, both, or a browser-session cookie. A new session
+//! starts with a whole idle time; after that the deadline (and the cookie's `Max-Age`) moves
+//! only when
+//!
+//! * the refresh is due: [`refresh_share`](Expiry::refresh_share) of the idle time (default a
+//!   quarter) has passed since it last moved, on any request, one that reads or one that saves;
+//! * the session gets its own policy ([`SessionHandle::set_expiry`]);
+//! * the id changes ([`SessionHandle::cycle_id`]).
+//!
+//! A save in between writes its fields and leaves the deadline and the cookie alone, so a
+//! session used every minute is written about four times per idle time, not on every hit. With
+//! [`CookieStore`] the deadline is sealed in the cookie, so there every change re-seals it and
+//! moves the deadline too.
 //!
 //! ```
 //! use std::time::Duration;
@@ -205,10 +220,16 @@
 //! | feature | gives |
 //! |---|---|
 //! | `axum` (default) | `Typed<T>`, `Option<Typed<T>>` and `SessionHandle` as axum extractors |
-//! | `sqlite` | `SqliteStore` (sqlx, SQLite bundled) |
+//! | `actix` | the same `SessionLayer` as an actix-web middleware (`App::new().wrap(layer)`); `Typed<T>`, `IfStored<T>` and `SessionHandle` as actix-web extractors (`sessions::actix`) |
+//! | `sqlite` | `SqliteStore` (rusqlite, SQLite bundled) |
 //! | `postgres` | `PostgresStore` (sqlx) |
+//! | `mysql` | `MySqlStore` (sqlx; MySQL 8, MariaDB 10.11) |
 //! | `redis` | `RedisStore` (Redis, Valkey, Redis Cluster) |
+//! | `memcached` | `MemcachedStore` (async-memcached, meta protocol) |
 //! | `bincode` | the compact binary codec ([`Format`]) |
+//! | `msgpack` | the MessagePack codec ([`Format`]) |
+//! | `metrics` | counters and histograms through the `metrics` facade, all named `sessions_*` |
+//! | `testing` | the test kit: a client that keeps the session like a browser, on tower or actix-web, and `seed`/`inspect` (`sessions::testing`) |
 //! | `conformance` | the store test suite, for your own [`SessionStore`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
