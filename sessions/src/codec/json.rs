@@ -21,7 +21,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecErr
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            let result = to_writer(&mut *buffer, value);
+            let result = to_writer(&mut buffer, value);
             let bytes = result.map(|()| Bytes::copy_from_slice(&buffer));
             if buffer.capacity() > SCRATCH_KEEP {
                 *buffer = Vec::new();
