@@ -1,5 +1,6 @@
 //! [`MySqlStore`]: sessions in MySQL 8 or MariaDB 10.11 (feature `mysql`).
 
+mod held;
 mod queries;
 
 use std::sync::Arc;
@@ -17,6 +18,26 @@ use crate::store::upkeep::sql::{self, entry_of_row, key_of, millis, version_colu
 use crate::store::upkeep::{self, ScanCursor, ScanPage};
 use crate::store::{Entry, OwnedEntries, SessionStore, StoreError, TableNameError, blob};
 
+/// Runs one statement on a connection of the store ([`Held`]): `leased!(self, conn =>
+/// query.execute(conn))` is its result, with a database error as a store error.
+macro_rules! leased {
+    ($store:expr, $conn:ident => $call:expr) => {
+        leased_raw!($store, $conn => $call).map_err(sql::db_error)
+    };
+}
+
+/// [`leased!`] keeping sqlx's error (for a caller that looks at it).
+macro_rules! leased_raw {
+    ($store:expr, $conn:ident => $call:expr) => {{
+        let mut lease = $store.held.lease().await?;
+        let $conn = &mut **lease.conn();
+        let outcome = $call.await;
+        lease.finish(&outcome);
+        outcome
+    }};
+}
+
+use self::held::Held;
 use self::queries::{DEFAULT_TABLE, PAGE, Queries};
 
 /// Sessions in MySQL 8 or MariaDB 10.11: one row per session, every call one statement.
@@ -80,7 +101,7 @@ use self::queries::{DEFAULT_TABLE, PAGE, Queries};
 /// `data` alone, which no secondary index covers, so InnoDB updates the row in place.
 #[derive(Clone)]
 pub struct MySqlStore {
-    pool: MySqlPool,
+    held: Arc<Held>,
     sql: Arc<Queries>,
     clock: Arc<dyn Clock>,
 }
@@ -165,7 +186,7 @@ impl MySqlStore {
             Err(err) => unreachable!("the default table name is valid: {err}"),
         };
         Self {
-            pool,
+            held: Arc::new(Held::new(pool)),
             sql: Arc::new(sql),
             clock: Arc::new(SystemClock),
         }
@@ -240,7 +261,7 @@ impl MySqlStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &MySqlPool {
-        &self.pool
+        self.held.pool()
     }
 
     /// Creates the table and its indexes if they do not exist. Running it again changes
@@ -254,10 +275,8 @@ impl MySqlStore {
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query(&self.sql.schema)
-            .execute(&self.pool)
-            .await
-            .map_err(sql::db_error)?;
+        leased!(self, conn => sqlx::query(&self.sql.schema)
+            .execute(conn))?;
         Ok(())
     }
 
@@ -288,7 +307,7 @@ impl MySqlStore {
     pub fn spawn_sweeper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         upkeep::spawn_sweeper("mysql", interval, move || {
-            (!store.pool.is_closed()).then(|| store.clone())
+            (!store.pool().is_closed()).then(|| store.clone())
         })
     }
 
@@ -331,28 +350,25 @@ impl MySqlStore {
     /// Writes `entry` under `key` unless a live row is stored there.
     async fn create(&self, key: &SessionKey, entry: &Entry, now: i64) -> Result<bool, StoreError> {
         let (version, expires_at, owner, data) = Self::row(key, entry);
-        let inserted = sqlx::query(&self.sql.insert)
+        let inserted = leased_raw!(self, conn => sqlx::query(&self.sql.insert)
             .bind(key.as_bytes().as_slice())
             .bind(version)
             .bind(expires_at)
             .bind(&owner)
             .bind(&data)
-            .execute(&self.pool)
-            .await;
+            .execute(conn));
         match inserted {
             Ok(done) => Ok(done.rows_affected() == 1),
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
                 // The key is taken: by an ended row (replaced), or a live one (nothing written).
-                let replaced = sqlx::query(&self.sql.replace_ended)
+                let replaced = leased!(self, conn => sqlx::query(&self.sql.replace_ended)
                     .bind(version)
                     .bind(expires_at)
                     .bind(&owner)
                     .bind(&data)
                     .bind(key.as_bytes().as_slice())
                     .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(sql::db_error)?;
+                    .execute(conn))?;
                 Ok(replaced.rows_affected() == 1)
             }
             Err(err) => Err(sql::db_error(err)),
@@ -364,20 +380,22 @@ impl std::fmt::Debug for MySqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlStore")
             .field("table", &self.sql.table)
-            .field("pool", &self.pool)
+            .field("pool", self.pool())
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for MySqlStore {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
     async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(&self.sql.load)
+        let row: Option<(i64, Vec<u8>)> = leased!(self, conn => sqlx::query_as(&self.sql.load)
             .bind(key.as_bytes().as_slice())
             .bind(millis(self.clock.now()))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql::db_error)?;
+            .fetch_optional(conn))?;
         match row {
             Some((version, data)) => Ok(Some(entry_of_row(key, Some(version), Ok(data))?)),
             None => Ok(None),
@@ -396,7 +414,7 @@ impl SessionStore for MySqlStore {
             (Some(current), Some(entry)) => {
                 let (version, expires_at, owner, data) = Self::row(key, &entry);
                 // The client asks for rows matched, not changed (sqlx sets CLIENT_FOUND_ROWS).
-                sqlx::query(&self.sql.update)
+                leased_raw!(self, conn => sqlx::query(&self.sql.update)
                     .bind(version)
                     .bind(expires_at)
                     .bind(owner)
@@ -404,25 +422,21 @@ impl SessionStore for MySqlStore {
                     .bind(key.as_bytes().as_slice())
                     .bind(version_column(current))
                     .bind(now)
-                    .execute(&self.pool)
-                    .await
+                    .execute(conn))
             }
             (Some(current), None) => {
-                sqlx::query(&self.sql.delete)
+                leased_raw!(self, conn => sqlx::query(&self.sql.delete)
                     .bind(key.as_bytes().as_slice())
                     .bind(version_column(current))
                     .bind(now)
-                    .execute(&self.pool)
-                    .await
+                    .execute(conn))
             }
             (None, None) => {
                 // Nothing live to delete: it "wrote" iff nothing live is there.
-                let live: Option<i32> = sqlx::query_scalar(&self.sql.live)
+                let live: Option<i32> = leased!(self, conn => sqlx::query_scalar(&self.sql.live)
                     .bind(key.as_bytes().as_slice())
                     .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(sql::db_error)?;
+                    .fetch_optional(conn))?;
                 return Ok(live.is_none());
             }
         };
@@ -436,12 +450,10 @@ impl SessionStore for MySqlStore {
     /// The owner's rows; a row that does not decode is reported beside them with its
     /// `version` column (so a revocation can end it), not an error.
     async fn owned_entries(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
-        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(&self.sql.owned_by)
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = leased!(self, conn => sqlx::query_as(&self.sql.owned_by)
             .bind(owner.as_bytes())
             .bind(millis(self.clock.now()))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql::db_error)?;
+            .fetch_all(conn))?;
         let mut found = OwnedEntries::default();
         for (key, version, data) in rows {
             let Ok(key) = key_of(&key) else {
@@ -463,13 +475,11 @@ impl SessionStore for MySqlStore {
     ) -> Result<ScanPage, StoreError> {
         let after = sql::after_key(cursor, "mysql")?;
         let limit = limit.clamp(1, 1 << 20);
-        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(&self.sql.scan)
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = leased!(self, conn => sqlx::query_as(&self.sql.scan)
             .bind(after)
             .bind(millis(self.clock.now()))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql::db_error)?;
+            .fetch_all(conn))?;
         let rows = rows
             .into_iter()
             .map(|(key, version, data)| (key, Some(version), Ok(data)))
@@ -482,13 +492,11 @@ impl SessionStore for MySqlStore {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let removed = sqlx::query(&self.sql.delete_expired)
+            let removed = leased!(self, conn => sqlx::query(&self.sql.delete_expired)
                 .bind(millis(self.clock.now()))
                 .bind(PAGE)
-                .execute(&self.pool)
-                .await
-                .map_err(sql::db_error)?
-                .rows_affected();
+                .execute(conn))?
+            .rows_affected();
             total += removed;
             if removed < PAGE.unsigned_abs() {
                 return Ok(total);
