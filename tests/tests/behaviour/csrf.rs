@@ -259,6 +259,30 @@ pub(crate) async fn a_session_in_a_header_is_not_checked<A: App>() {
     assert_eq!(cart(&client).await, "items=apple,pear coupon=- visits=0");
 }
 
+pub(crate) async fn a_layer_taking_cookie_or_header_checks_the_cookie_requests_only<A: App>() {
+    let store = RecordingStore::memory();
+    let name = http::HeaderName::from_static("x-session-id");
+    let layer = layer(store.clone()).cookie_or_header(name.clone());
+    let page = shopper::<A>(&layer).await;
+    assert_refused(
+        &post(&page, "/cart/pear", Sender::CrossSite, Token::None).await,
+        CsrfRefusal::CrossSite,
+    );
+    let api = browser::<A>(&layer).await.id_header(name);
+    for sku in ["apple", "pear"] {
+        let response = post(
+            &api,
+            &format!("/cart/{sku}"),
+            Sender::CrossSite,
+            Token::None,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text());
+    }
+    assert_eq!(cart(&page).await, "items=apple coupon=- visits=0");
+    assert_eq!(cart(&api).await, "items=apple,pear coupon=- visits=0");
+}
+
 pub(crate) async fn a_trusted_origin_and_an_exempt_path_go_through<A: App>() {
     let store = RecordingStore::memory();
     let layer = layer(store.clone()).csrf(
