@@ -84,7 +84,11 @@ fn registry() -> Registry {
     registry
 }
 
-const FORMATS: [(&str, Format); 2] = [("json", Format::Json), ("bincode", Format::Bincode)];
+const FORMATS: [(&str, Format); 3] = [
+    ("json", Format::Json),
+    ("bincode", Format::Bincode),
+    ("msgpack", Format::MessagePack),
+];
 
 /// A new session: all fields encoded, applied to an empty record, the record written out.
 fn sessions_encode_full(cart: &Typed<Cart>, format: Format) -> bytes::Bytes {

@@ -763,3 +763,57 @@ fn handwritten_slot_decodes_like_a_written_one() {
         assert_eq!(cart.coupon().as_deref(), Some("C"));
     }
 }
+
+/// A record may hold slots of all three codecs at once (a deployment switching codec writes
+/// each slot anew as it saves it): it reads back whole, each slot in its own codec, so
+/// switching codec logs nobody out.
+#[test]
+fn a_record_holding_slots_of_every_codec_roundtrips() {
+    let mut record = Record::new();
+    save_new_into(&mut record, strings(), Format::Json);
+    save_new_into(&mut record, enums(), Format::Bincode);
+    save_new_into(&mut record, collections(), Format::MessagePack);
+    let mut registry = Registry::new();
+    registry
+        .register::<Strings>()
+        .unwrap()
+        .register::<Enums>()
+        .unwrap()
+        .register::<Collections>()
+        .unwrap();
+    for format in FORMATS {
+        let back = Record::from_bytes(&record.to_bytes(format).unwrap()).unwrap();
+        assert_eq!(back, record, "{format}");
+        assert_eq!(
+            back.slot("collections").unwrap().format(),
+            Some(Format::MessagePack)
+        );
+        assert_eq!(
+            common::load_stored::<Collections>(&registry, &back).value(),
+            &collections()
+        );
+        assert_eq!(
+            common::load_stored::<Enums>(&registry, &back).value(),
+            &enums()
+        );
+    }
+}
+
+/// MessagePack is self-describing: values that need `deserialize_any` (a `serde_json::Value`,
+/// an untagged enum), which bincode cannot read, round-trip.
+#[test]
+fn messagepack_reads_self_describing_values() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(untagged)]
+    enum Loose {
+        Number(u32),
+        Text(String),
+    }
+    let value = (
+        serde_json::json!({"a": [1, 2.5, null, "x"], "b": {"c": true}}),
+        vec![Loose::Number(7), Loose::Text("seven".into())],
+    );
+    let bytes = Format::MessagePack.encode(&value).unwrap();
+    let back: (serde_json::Value, Vec<Loose>) = Format::MessagePack.decode(&bytes).unwrap();
+    assert_eq!(back, value);
+}

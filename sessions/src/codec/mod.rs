@@ -5,15 +5,20 @@
 //!
 //! * [`Format::Json`], the "TSON" form: a slot reads
 //!   `{"__type__":"cart","__v__":2,"items":[...],"coupon":null}`;
-//! * [`Format::Bincode`] (feature `bincode`): compact binary, bincode 2 with serde.
+//! * [`Format::Bincode`] (feature `bincode`): compact binary, bincode 2 with serde;
+//! * [`Format::MessagePack`] (feature `msgpack`): compact and self-describing (rmp-serde), for
+//!   stores other languages read too.
 //!
 //! Each slot records the format its fields were written in, and a whole record carries a
-//! format marker, so one store can hold both and switching codec logs nobody out.
+//! format marker, so one store can hold all of them and switching codec logs nobody out.
 
 pub(crate) mod json;
 
 #[cfg(feature = "bincode")]
 pub(crate) mod bincode;
+
+#[cfg(feature = "msgpack")]
+pub(crate) mod msgpack;
 
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
@@ -39,6 +44,14 @@ pub enum CodecError {
     #[cfg(feature = "bincode")]
     #[error("bincode: {0}")]
     BincodeDecode(#[from] ::bincode::error::DecodeError),
+    /// rmp-serde could not encode the value.
+    #[cfg(feature = "msgpack")]
+    #[error("msgpack: {0}")]
+    MessagePackEncode(#[from] rmp_serde::encode::Error),
+    /// rmp-serde could not decode the bytes.
+    #[cfg(feature = "msgpack")]
+    #[error("msgpack: {0}")]
+    MessagePackDecode(#[from] rmp_serde::decode::Error),
     /// The bytes decoded, but bytes were left over after the value.
     #[error("{format}: {left} trailing bytes after the value")]
     TrailingBytes {
@@ -61,7 +74,16 @@ pub enum CodecError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Format {
-    /// Typed JSON ("TSON"): readable, and the default.
+    /// Typed JSON ("TSON"): readable, and the default. JSON has no NaN or infinity: a value
+    /// holding a float that is NaN or infinite does not encode (an error, so nothing that would
+    /// not read back is stored; bincode keeps such floats).
+    ///
+    /// ```
+    /// use sessions::Format;
+    /// assert!(Format::Json.encode(&f64::NAN).is_err());
+    /// assert!(Format::Json.encode(&vec![Some(1.5), Some(f64::INFINITY)]).is_err());
+    /// assert_eq!(&Format::Json.encode(&1.5f64).unwrap()[..], b"1.5");
+    /// ```
     #[default]
     Json,
     /// bincode 2 with serde: compact binary. Types that need `deserialize_any`
@@ -69,6 +91,21 @@ pub enum Format {
     #[cfg(feature = "bincode")]
     #[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
     Bincode,
+    /// MessagePack (rmp-serde), structs as maps with their field names: compact, and
+    /// self-describing, so `serde_json::Value`, flattened and untagged types work, and other
+    /// languages read what is stored. Floats are stored as floats: NaN and the infinities
+    /// round-trip (unlike [`Format::Json`]).
+    ///
+    /// ```
+    /// # #[cfg(feature = "msgpack")] {
+    /// use sessions::Format;
+    /// let bytes = Format::MessagePack.encode(&f64::INFINITY).unwrap();
+    /// assert_eq!(Format::MessagePack.decode::<f64>(&bytes).unwrap(), f64::INFINITY);
+    /// # }
+    /// ```
+    #[cfg(feature = "msgpack")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
+    MessagePack,
 }
 
 impl Format {
@@ -78,6 +115,8 @@ impl Format {
             Format::Json => 1,
             #[cfg(feature = "bincode")]
             Format::Bincode => 2,
+            #[cfg(feature = "msgpack")]
+            Format::MessagePack => 3,
         }
     }
 
@@ -87,6 +126,8 @@ impl Format {
             1 => Some(Format::Json),
             #[cfg(feature = "bincode")]
             2 => Some(Format::Bincode),
+            #[cfg(feature = "msgpack")]
+            3 => Some(Format::MessagePack),
             _ => None,
         }
     }
@@ -102,6 +143,8 @@ impl Format {
             Format::Json => json::encode(value),
             #[cfg(feature = "bincode")]
             Format::Bincode => bincode::encode(value),
+            #[cfg(feature = "msgpack")]
+            Format::MessagePack => msgpack::encode(value),
         }
     }
 
@@ -117,6 +160,8 @@ impl Format {
             Format::Json => json::decode(bytes),
             #[cfg(feature = "bincode")]
             Format::Bincode => bincode::decode(bytes),
+            #[cfg(feature = "msgpack")]
+            Format::MessagePack => msgpack::decode(bytes),
         }
     }
 }
@@ -127,6 +172,8 @@ impl std::fmt::Display for Format {
             Format::Json => "json",
             #[cfg(feature = "bincode")]
             Format::Bincode => "bincode",
+            #[cfg(feature = "msgpack")]
+            Format::MessagePack => "msgpack",
         })
     }
 }

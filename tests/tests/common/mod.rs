@@ -5,7 +5,7 @@ use sessions::store::{Changeset, Record, Registry, SlotChange};
 use sessions::{Format, Session, Typed};
 
 /// Both codecs; every round-trip test runs in each.
-pub(crate) const FORMATS: [Format; 2] = [Format::Json, Format::Bincode];
+pub(crate) const FORMATS: [Format; 3] = [Format::Json, Format::Bincode, Format::MessagePack];
 
 /// A registry with `T` (and so its migration chain) registered.
 pub(crate) fn registry_with<T: Session>() -> Registry {
