@@ -3,12 +3,12 @@
 mod circuit;
 mod held;
 mod queries;
+mod replicas;
 mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -20,11 +20,12 @@ use crate::registry::MigrationReport;
 use crate::schema::Session;
 use crate::store::upkeep::sql::{self, key_of};
 use crate::store::upkeep::{self, ScanCursor, ScanPage};
-use crate::store::{Entry, OwnedEntries, SessionStore, StoreError, TableNameError, blob};
+use crate::store::{Entry, OwnedEntries, ReadMark, SessionStore, StoreError, TableNameError, blob};
 
 use self::circuit::Circuit;
 use self::held::{Held, Lease};
 use self::queries::{DEFAULT_TABLE, PAGE, Queries, SESSION_ROW, Table, millis, version_column};
+use self::replicas::Replicas;
 
 /// Sessions in PostgreSQL: one row per session, every call one statement.
 ///
@@ -111,6 +112,8 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
     circuit: Arc<Circuit>,
     held: Arc<Held>,
+    /// The read replicas requests' loads go to (`read_replicas`), if any.
+    replicas: Option<Arc<Replicas>>,
 }
 
 impl PostgresStore {
@@ -224,6 +227,7 @@ impl PostgresStore {
             clock: Arc::new(SystemClock),
             circuit: Arc::new(Circuit::new(Self::DEFAULT_FAIL_FAST)),
             held: Arc::new(Held::new(pool)),
+            replicas: None,
         }
     }
 
@@ -417,18 +421,65 @@ impl PostgresStore {
     /// pool, unless the server is known to be unreachable (see
     /// [`fail_fast_for`](Self::fail_fast_for)).
     async fn conn(&self) -> Result<Lease, StoreError> {
-        let pass = self.circuit.enter().map_err(StoreError::backend)?;
+        Self::conn_on(&self.held, &self.circuit).await
+    }
+
+    /// A connection to the server of `held` (the primary's, or a replica's), past its
+    /// `circuit`.
+    async fn conn_on(held: &Arc<Held>, circuit: &Circuit) -> Result<Lease, StoreError> {
+        let pass = circuit.enter().map_err(StoreError::backend)?;
         // The probe of an open circuit asks the pool itself.
         let kept = !pass.is_probe();
-        match self.held.lease(kept).await {
+        match held.lease(kept).await {
             Ok(lease) => {
-                self.circuit.after(pass, Ok(()));
+                circuit.after(pass, Ok(()));
                 Ok(lease)
             }
             Err(err) => {
-                self.circuit.after(pass, Err(&err));
+                circuit.after(pass, Err(&err));
                 Err(StoreError::backend(err))
             }
+        }
+    }
+
+    /// The entry under `key` on the server of `held` (the primary's, or a replica's);
+    /// `retry`: once more on the next connection when the first was cut (a replica's read is
+    /// not retried: the primary answers instead, and a replica that restarted is not read
+    /// until its lag is measured again).
+    async fn load_on(
+        &self,
+        held: &Arc<Held>,
+        circuit: &Circuit,
+        key: &SessionKey,
+        retry: bool,
+    ) -> Result<Option<Entry>, StoreError> {
+        let now = millis(self.clock.now());
+        // A connection the server cut while it sat idle (a restart, an administrator's
+        // `pg_terminate_backend`) fails the first statement sent on it, and is closed: a read
+        // is safe to run again, on the next connection, once per connection the pool may
+        // hold (each try closes a cut one; a write is never run twice).
+        let mut tries = if retry {
+            held.pool().options().get_max_connections().max(1)
+        } else {
+            1
+        };
+        let outcome = loop {
+            let mut conn = Self::conn_on(held, circuit).await?;
+            let outcome = sqlx::query_as(&self.sql.load)
+                .bind(key.as_bytes().as_slice())
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await;
+            tries -= 1;
+            if conn.finish(&outcome) && tries > 0 {
+                continue;
+            }
+            break outcome;
+        };
+        let row: Option<(i64, Vec<u8>)> = outcome.map_err(db_error)?;
+        match row {
+            Some((version, data)) => Ok(Some(entry_of_row(key, version, data)?)),
+            None => Ok(None),
         }
     }
 }
@@ -449,10 +500,10 @@ fn db_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// The entry a row holds for `key`: unreadable (with the row's version, so it can still be
-/// swapped away) when it does not decode or says another version than its column.
+/// The entry a row holds for `key` ([`sql::entry_of_row`]: unreadable, with the row's version,
+/// when it does not decode or says another version than its column).
 fn entry_of_row(key: &SessionKey, version: i64, data: Vec<u8>) -> Result<Entry, RecordError> {
-    blob::decode_beside(key, version.cast_unsigned(), Bytes::from(data))
+    sql::entry_of_row(key, Some(version), Ok(data))
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -461,37 +512,33 @@ impl std::fmt::Debug for PostgresStore {
             .field("table", &self.sql.table.base)
             .field("pool", self.held.pool())
             .field("fail_fast", &self.circuit.window())
+            .field("replicas_in_use", &self.replicas_in_use())
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
+    /// On the primary, always: what every write reads.
     async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
-        let now = millis(self.clock.now());
-        // A connection the server cut while it sat idle (a restart, an administrator's
-        // `pg_terminate_backend`) fails the first statement sent on it, and is closed: a read
-        // is safe to run again, on the next connection, once per connection the pool may
-        // hold (each try closes a cut one; a write is never run twice).
-        let mut tries = self.held.pool().options().get_max_connections().max(1);
-        let outcome = loop {
-            let mut conn = self.conn().await?;
-            let outcome = sqlx::query_as(&self.sql.load)
-                .bind(key.as_bytes().as_slice())
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await;
-            tries -= 1;
-            if conn.finish(&outcome) && tries > 0 {
-                continue;
-            }
-            break outcome;
-        };
-        let row: Option<(i64, Vec<u8>)> = outcome.map_err(db_error)?;
-        match row {
-            Some((version, data)) => Ok(Some(entry_of_row(key, version, data)?)),
-            None => Ok(None),
+        self.load_on(&self.held, &self.circuit, key, true).await
+    }
+
+    /// With [`read_replicas`](PostgresStore::read_replicas): a replica's copy when `mark` and
+    /// this process's own recent writes accept it, else the primary's. Without: `load`.
+    async fn load_for_read(
+        &self,
+        key: &SessionKey,
+        mark: ReadMark,
+    ) -> Result<Option<Entry>, StoreError> {
+        match &self.replicas {
+            Some(replicas) => self.load_from_replicas(replicas, key, mark).await,
+            None => self.load(key).await,
         }
+    }
+
+    fn read_mark_ttl(&self) -> Option<Duration> {
+        self.replicas.as_ref().map(|replicas| replicas.mark_ttl())
     }
 
     async fn swap(
@@ -501,6 +548,7 @@ impl SessionStore for PostgresStore {
         new: Option<Entry>,
     ) -> Result<bool, StoreError> {
         let now = millis(self.clock.now());
+        let written = new.as_ref().map(Entry::version);
         let row = new.as_ref().map(|entry| {
             (
                 version_column(entry.version()),
@@ -509,9 +557,10 @@ impl SessionStore for PostgresStore {
                 blob::encode_at(key, entry),
             )
         });
+        let session_key = key;
         let key = key.as_bytes().as_slice();
         let mut conn = self.conn().await?;
-        let written = match (current, row) {
+        let outcome = match (current, row) {
             (Some(current), Some((version, expires_at, owner, data))) => {
                 sqlx::query(&self.sql.update)
                     .bind(key)
@@ -550,8 +599,16 @@ impl SessionStore for PostgresStore {
                     .await
             }
         };
-        conn.finish(&written);
-        written.map_err(db_error)
+        conn.finish(&outcome);
+        let wrote = outcome.map_err(db_error)?;
+        if wrote
+            && (current.is_some() || written.is_some())
+            && let Some(replicas) = &self.replicas
+        {
+            // Until every replica replayed it, this process's reads of `key` need this write.
+            replicas.wrote(session_key, written);
+        }
+        Ok(wrote)
     }
 
     async fn scan(

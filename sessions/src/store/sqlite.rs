@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::codec::Format;
@@ -560,19 +559,9 @@ impl Row {
         })
     }
 
-    /// The entry the row holds for `key`: unreadable, with the version the row compares,
-    /// when it does not decode or says another version than its column.
+    /// The entry the row holds for `key` ([`sql::entry_of_row`]).
     fn entry(self, key: &SessionKey) -> Result<Entry, RecordError> {
-        let Some(version) = self.version.map(i64::cast_unsigned) else {
-            return Err(RecordError::Malformed(
-                "the row's version is not an integer".into(),
-            ));
-        };
-        let unreadable = |source| RecordError::Unreadable {
-            version,
-            source: Box::new(source),
-        };
-        blob::decode_beside(key, version, Bytes::from(self.data.map_err(unreadable)?))
+        sql::entry_of_row(key, self.version, self.data)
     }
 }
 
