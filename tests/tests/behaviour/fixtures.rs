@@ -10,12 +10,14 @@
 //! pub(crate) async fn sqlite() -> Option<Fixture<SqliteStore>>      // a temp file, always
 //! pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>>  // SESSIONS_TEST_POSTGRES_URL
 //! pub(crate) async fn redis() -> Option<Fixture<RedisStore>>        // SESSIONS_TEST_REDIS_URL
+//! pub(crate) async fn mysql() -> Option<Fixture<MySqlStore>>        // SESSIONS_TEST_MYSQL_URL
+//! pub(crate) async fn memcached() -> Option<Fixture<MemcachedStore>> // SESSIONS_TEST_MEMCACHED_URL
 //! ```
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sessions::{MemoryStore, PostgresStore, RedisStore, SqliteStore};
+use sessions::{MemcachedStore, MemoryStore, MySqlStore, PostgresStore, RedisStore, SqliteStore};
 
 use super::redis_common::{PrefixGuard, redis_url};
 
@@ -151,4 +153,75 @@ pub(crate) async fn redis() -> Option<Fixture<RedisStore>> {
         .expect("connect to SESSIONS_TEST_REDIS_URL")
         .prefix(&guard.prefix);
     Some(Fixture::with_cleanup(store, guard))
+}
+
+/// Drops a MySQL table when dropped (on a connection of its own: the test's runtime may be
+/// gone).
+struct DropMySqlTable {
+    url: String,
+    table: String,
+}
+
+impl Drop for DropMySqlTable {
+    fn drop(&mut self) {
+        let (url, table) = (self.url.clone(), self.table.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let pool = sqlx::MySqlPool::connect(&url).await?;
+                sqlx::query(&format!("DROP TABLE IF EXISTS `{table}`"))
+                    .execute(&pool)
+                    .await?;
+                pool.close().await;
+                Ok::<(), sqlx::Error>(())
+            })?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: table {} not dropped: {dropped:?}", self.table);
+        }
+    }
+}
+
+/// A `MySqlStore` on a table of its own, migrated; `None` (with the skip line) without a
+/// server.
+pub(crate) async fn mysql() -> Option<Fixture<MySqlStore>> {
+    let url = match std::env::var("SESSIONS_TEST_MYSQL_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("skipped: set SESSIONS_TEST_MYSQL_URL to run this test on MySQL");
+            return None;
+        }
+    };
+    let table = unique_name("behaviour");
+    let guard = DropMySqlTable {
+        url: url.clone(),
+        table: table.clone(),
+    };
+    let store = MySqlStore::connect(&url)
+        .await
+        .expect("connect to SESSIONS_TEST_MYSQL_URL")
+        .table_name(&table);
+    store.migrate().await.expect("migrate");
+    Some(Fixture::with_cleanup(store, guard))
+}
+
+/// A `MemcachedStore` under a key prefix of its own (its items expire by themselves); `None`
+/// (with the skip line) without a server.
+pub(crate) async fn memcached() -> Option<Fixture<MemcachedStore>> {
+    let url = match std::env::var("SESSIONS_TEST_MEMCACHED_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("skipped: set SESSIONS_TEST_MEMCACHED_URL to run this test on memcached");
+            return None;
+        }
+    };
+    let store = MemcachedStore::connect(&url)
+        .await
+        .expect("connect to SESSIONS_TEST_MEMCACHED_URL")
+        .prefix(format!("{}:", unique_name("behaviour")));
+    Some(Fixture::plain(store))
 }
