@@ -37,7 +37,7 @@ pub enum SessionEvent {
         owner: String,
     },
     /// The request came with a session that had ended (where the store can tell: memory,
-    /// SQLite, PostgreSQL and the cookie store; Redis forgets an entry at its end).
+    /// SQLite, PostgreSQL, MySQL and the cookie store; Redis forgets an entry at its end).
     Expired,
     /// A stored slot was migrated to the current version when the request loaded it.
     Migrated {

@@ -15,7 +15,7 @@
 //! | `sessions_created_total` | counter | | sessions created (their first save) |
 //! | `sessions_cycled_total` | counter | | logins: a session moved to a new id (`cycle_id()`) |
 //! | `sessions_destroyed_total` | counter | | logouts (`destroy()`) |
-//! | `sessions_expired_total` | counter | `seen="sweep\|load"` | sessions removed at their end by a sweep (`delete_expired`); requests that came with a session that had ended (memory, SQLite, PostgreSQL, cookie store; Redis forgets an entry at its end) |
+//! | `sessions_expired_total` | counter | `seen="sweep\|load"` | sessions removed at their end by a sweep (`delete_expired`); requests that came with a session that had ended (memory, SQLite, PostgreSQL, MySQL, cookie store; Redis forgets an entry at its end) |
 //! | `sessions_revoked_total` | counter | `how="owner\|others\|one"` | sessions ended by `revoke_owner`, `revoke_others`, `revoke(reference)` |
 //! | `sessions_saves_total` | counter | `outcome="stored\|conflict\|ended\|moved\|unavailable"` | writes of a request's session (a create, a save, a login) and how they ended |
 //! | `sessions_rejections_total` | counter | `reason`, `status` | every error response the layer makes (a 403 CSRF refusal, a 409, a 503, a type not registered…), by cause |
@@ -24,7 +24,7 @@
 //! | `sessions_replica_total` | counter | `result="replica\|behind\|primary\|skipped\|failed"` | request loads of a store with read replicas (`PostgresStore::read_replicas`): answered by a replica; by the primary because the replica's copy was older than the client's last write, because the client's last write needs the primary, because no replica was usable (down, or lagging past the bound), or because the replica failed the call |
 //! | `sessions_store_seconds` | histogram | `store`, `op="load\|swap\|update\|owned_by"` | the time of each store call the layer makes |
 //! | `sessions_record_bytes` | histogram | `store` | the size of what a write stores (field names and values) |
-//! | `sessions_live` | gauge | `store` | live sessions, where the store counts them cheaply (memory, SQLite, PostgreSQL), set by its sweeper |
+//! | `sessions_live` | gauge | `store` | live sessions, where the store counts them cheaply (memory, SQLite, PostgreSQL, MySQL), set by its sweeper |
 //!
 //! ```
 //! assert_eq!(sessions::metrics::SAVES, "sessions_saves_total");

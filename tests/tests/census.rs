@@ -238,6 +238,14 @@ async fn census_of_a_redis_store_counts_carts_by_version() {
     census_counts_exactly(fixture.store.clone(), "redis").await;
 }
 
+#[tokio::test]
+async fn census_of_a_mysql_store_counts_carts_by_version() {
+    let Some(fixture) = fixtures::mysql().await else {
+        return;
+    };
+    census_counts_exactly(fixture.store.clone(), "mysql").await;
+}
+
 /// A cookie store keeps nothing on the server: its census says so, it does not count zero.
 #[tokio::test]
 async fn census_of_a_cookie_store_is_unsupported() {

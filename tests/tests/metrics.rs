@@ -267,6 +267,8 @@ every_store! {
     a_day_on_postgres_through_actix: postgres, Actix;
     a_day_on_redis_through_axum: redis, Axum;
     a_day_on_redis_through_actix: redis, Actix;
+    a_day_on_mysql_through_axum: mysql, Axum;
+    a_day_on_mysql_through_actix: mysql, Actix;
 }
 
 /// The sweeper sets `sessions_live` to the store's live sessions (not the forwarding mark a
@@ -315,6 +317,13 @@ async fn the_sweeper_sets_the_live_gauge_of_a_sqlite_store() {
 #[tokio::test]
 async fn the_sweeper_sets_the_live_gauge_of_a_postgres_store() {
     if let Some(fixture) = fixtures::postgres().await {
+        the_sweeper_sets_the_live_gauge(fixture.store.clone()).await;
+    }
+}
+
+#[tokio::test]
+async fn the_sweeper_sets_the_live_gauge_of_a_mysql_store() {
+    if let Some(fixture) = fixtures::mysql().await {
         the_sweeper_sets_the_live_gauge(fixture.store.clone()).await;
     }
 }

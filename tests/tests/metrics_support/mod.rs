@@ -16,7 +16,8 @@ use sessions::store::{
     Deadline, Edit, Entry, OwnedEntries, Record, ScanCursor, ScanPage, SessionKey, Slot, Stored,
 };
 use sessions::{
-    Format, MemoryStore, PostgresStore, RedisStore, SessionEvent, SessionStore, SqliteStore,
+    Format, MemoryStore, MySqlStore, PostgresStore, RedisStore, SessionEvent, SessionStore,
+    SqliteStore,
 };
 
 /// Runs a test inside a `LocalSet` (actix-web's futures are not `Send`).
@@ -179,6 +180,16 @@ impl Store for SqliteStore {
 
 impl Store for PostgresStore {
     const NAME: &'static str = "postgres";
+    const MANUAL_CLOCK: bool = true;
+    const SEEN_ON_LOAD: bool = true;
+    const SWEPT: u64 = 2;
+    async fn prepare(self, clock: ManualClock) -> Self {
+        self.with_clock(clock)
+    }
+}
+
+impl Store for MySqlStore {
+    const NAME: &'static str = "mysql";
     const MANUAL_CLOCK: bool = true;
     const SEEN_ON_LOAD: bool = true;
     const SWEPT: u64 = 2;
