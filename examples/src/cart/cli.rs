@@ -15,11 +15,14 @@ USAGE:
 
 OPTIONS (flag, or environment variable):
     --framework axum|actix                         SESSIONS_FRAMEWORK   default: axum
-    --store sqlite|postgres|redis|cookie|memory    SESSIONS_STORE       default: sqlite
+    --store sqlite|postgres|mysql|redis|memcached|cookie|memory
+                                                   SESSIONS_STORE       default: sqlite
     --port N                                       PORT                 default: 3000 (0: any free port)
     --db PATH          the SQLite file             SESSIONS_DB          default: cart-sessions.db
     --database-url URL PostgreSQL                  DATABASE_URL         default: postgres://postgres@127.0.0.1:5432/postgres
     --redis-url URL    Redis or Valkey             REDIS_URL            default: redis://127.0.0.1:6379
+    --mysql-url URL    MySQL or MariaDB            MYSQL_URL            default: mysql://root@127.0.0.1:3306/test
+    --memcached-url URL memcached                  MEMCACHED_URL        default: memcache://127.0.0.1:11211
     --cookie-key KEY   the cookie store's key      SESSIONS_COOKIE_KEY  default: a new one per run (printed)
                        (base64url of 32 bytes)
 
@@ -30,7 +33,9 @@ The server binds 127.0.0.1 only.";
 pub enum StoreKind {
     Sqlite,
     Postgres,
+    MySql,
     Redis,
+    Memcached,
     Cookie,
     Memory,
 }
@@ -41,10 +46,12 @@ impl StoreKind {
             "sqlite" => Ok(StoreKind::Sqlite),
             "postgres" | "postgresql" | "pg" => Ok(StoreKind::Postgres),
             "redis" | "valkey" => Ok(StoreKind::Redis),
+            "mysql" | "mariadb" => Ok(StoreKind::MySql),
+            "memcached" | "memcache" => Ok(StoreKind::Memcached),
             "cookie" => Ok(StoreKind::Cookie),
             "memory" => Ok(StoreKind::Memory),
             other => Err(format!(
-                "unknown store `{other}`: use sqlite, postgres, redis, cookie or memory"
+                "unknown store `{other}`: use sqlite, postgres, mysql, redis, memcached, cookie or memory"
             )),
         }
     }
@@ -94,6 +101,8 @@ pub struct Options {
     pub db: PathBuf,
     pub database_url: String,
     pub redis_url: String,
+    pub mysql_url: String,
+    pub memcached_url: String,
     pub cookie_key: Option<String>,
 }
 
@@ -141,6 +150,8 @@ impl Options {
                 "db",
                 "database-url",
                 "redis-url",
+                "mysql-url",
+                "memcached-url",
                 "cookie-key",
             ]
             .contains(&name.as_str())
@@ -188,6 +199,10 @@ impl Options {
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
             redis_url: pick("redis-url", "REDIS_URL")
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            mysql_url: pick("mysql-url", "MYSQL_URL")
+                .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".to_owned()),
+            memcached_url: pick("memcached-url", "MEMCACHED_URL")
+                .unwrap_or_else(|| "memcache://127.0.0.1:11211".to_owned()),
             cookie_key: pick("cookie-key", "SESSIONS_COOKIE_KEY"),
         })
     }

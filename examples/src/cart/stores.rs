@@ -11,10 +11,12 @@ use sessions::{CookieConfig, Expiry, Format, Key, SessionId};
 use super::cli::{Options, StoreKind};
 use super::model::{Account, CATALOGUE, Cart, CartV1, Flash};
 
-/// The tables (SQLite, PostgreSQL) and key prefix (Redis) the shop keeps its sessions under.
+/// The tables (SQLite, PostgreSQL, MySQL) and key prefix (Redis, memcached) the shop keeps its
+/// sessions under.
 const TABLE: &str = "cart_sessions";
 const REDIS_PREFIX: &str = "cart:";
-/// How often expired sessions are swept from the SQL stores (Redis expires keys itself).
+/// How often expired sessions are swept from the SQL stores (Redis and memcached expire keys
+/// themselves).
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,7 +33,9 @@ pub fn expiry() -> Expiry {
 pub enum Opened {
     Sqlite(SqliteStore),
     Postgres(PostgresStore),
+    MySql(MySqlStore),
     Redis(RedisStore),
+    Memcached(MemcachedStore),
     Cookie(CookieStore),
     Memory(MemoryStore),
 }
@@ -60,6 +64,28 @@ impl Opened {
                     .table_name(TABLE);
                 store.migrate().await?;
                 Opened::Postgres(store)
+            }
+            StoreKind::MySql => {
+                let store = MySqlStore::connect(&options.mysql_url)
+                    .await
+                    .map_err(|e| {
+                        context(e, &format!("connecting to {}", redact(&options.mysql_url)))
+                    })?
+                    .table_name(TABLE);
+                store.migrate().await?;
+                Opened::MySql(store)
+            }
+            StoreKind::Memcached => {
+                let store = MemcachedStore::connect(&options.memcached_url)
+                    .await
+                    .map_err(|e| {
+                        context(
+                            e,
+                            &format!("connecting to {}", redact(&options.memcached_url)),
+                        )
+                    })?
+                    .prefix(REDIS_PREFIX);
+                Opened::Memcached(store)
             }
             StoreKind::Redis => {
                 let store = RedisStore::connect(options.redis_url.as_str())
@@ -95,6 +121,8 @@ impl Opened {
             Opened::Sqlite(_) => format!("SQLite file {}", options.db.display()),
             Opened::Postgres(_) => format!("PostgreSQL {}", redact(&options.database_url)),
             Opened::Redis(_) => format!("Redis {}", redact(&options.redis_url)),
+            Opened::MySql(_) => format!("MySQL {}", redact(&options.mysql_url)),
+            Opened::Memcached(_) => format!("memcached {}", redact(&options.memcached_url)),
             Opened::Cookie(_) => "sealed cookies (XChaCha20-Poly1305)".to_owned(),
             Opened::Memory(_) => "process memory (gone when the app stops)".to_owned(),
         }
@@ -111,7 +139,12 @@ impl Opened {
                 store.spawn_sweeper(SWEEP_EVERY);
                 SessionLayer::new(store.clone())
             }
+            Opened::MySql(store) => {
+                store.spawn_sweeper(SWEEP_EVERY);
+                SessionLayer::new(store.clone())
+            }
             Opened::Redis(store) => SessionLayer::new(store.clone()),
+            Opened::Memcached(store) => SessionLayer::new(store.clone()),
             Opened::Cookie(store) => SessionLayer::new(store.clone()),
             Opened::Memory(store) => SessionLayer::new(store.clone()),
         };
@@ -132,7 +165,12 @@ impl Opened {
     pub async fn close(&self) {
         match self {
             Opened::Postgres(store) => store.pool().close().await,
-            Opened::Sqlite(_) | Opened::Redis(_) | Opened::Cookie(_) | Opened::Memory(_) => {}
+            Opened::MySql(store) => store.pool().close().await,
+            Opened::Sqlite(_)
+            | Opened::Redis(_)
+            | Opened::Memcached(_)
+            | Opened::Cookie(_)
+            | Opened::Memory(_) => {}
         }
     }
 
@@ -142,6 +180,8 @@ impl Opened {
             Opened::Sqlite(store) => Ok(store),
             Opened::Postgres(store) => Ok(store),
             Opened::Redis(store) => Ok(store),
+            Opened::MySql(store) => Ok(store),
+            Opened::Memcached(store) => Ok(store),
             Opened::Cookie(_) => Err("the cookie store keeps sessions in browsers, not here: \
                  seed-v1 and migrate-all need sqlite, postgres or redis"
                 .into()),
@@ -183,6 +223,14 @@ impl Opened {
             Opened::Sqlite(store) => store.migrate_all::<Cart>(Format::Json).await?,
             Opened::Postgres(store) => store.migrate_all::<Cart>(Format::Json).await?,
             Opened::Redis(store) => store.migrate_all::<Cart>(Format::Json).await?,
+            Opened::MySql(store) => store.migrate_all::<Cart>(Format::Json).await?,
+            Opened::Memcached(_) => {
+                return Err(
+                    "memcached cannot list its sessions: a stored cart migrates on its \
+                     next load instead (migrate-all needs sqlite, postgres, mysql or redis)"
+                        .into(),
+                );
+            }
             Opened::Cookie(_) | Opened::Memory(_) => MigrationReport::default(),
         })
     }

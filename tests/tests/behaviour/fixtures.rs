@@ -10,6 +10,8 @@
 //! pub(crate) async fn sqlite() -> Option<Fixture<SqliteStore>>      // a temp file, always
 //! pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>>  // SESSIONS_TEST_POSTGRES_URL
 //! pub(crate) async fn redis() -> Option<Fixture<RedisStore>>        // SESSIONS_TEST_REDIS_URL
+//! pub(crate) async fn memory_compact() -> Option<Fixture<MemoryStore>> // always
+//! pub(crate) async fn redis_cached() -> Option<Fixture<RedisStore>> // SESSIONS_TEST_REDIS_URL
 //! pub(crate) async fn mysql() -> Option<Fixture<MySqlStore>>        // SESSIONS_TEST_MYSQL_URL
 //! pub(crate) async fn memcached() -> Option<Fixture<MemcachedStore>> // SESSIONS_TEST_MEMCACHED_URL
 //! ```
@@ -224,4 +226,24 @@ pub(crate) async fn memcached() -> Option<Fixture<MemcachedStore>> {
         .expect("connect to SESSIONS_TEST_MEMCACHED_URL")
         .prefix(format!("{}:", unique_name("behaviour")));
     Some(Fixture::plain(store))
+}
+
+/// A `MemoryStore::compact()` (records held packed).
+pub(crate) async fn memory_compact() -> Option<Fixture<MemoryStore>> {
+    Some(Fixture::plain(MemoryStore::compact()))
+}
+
+/// A `RedisStore` with its coherent local cache (`local_cache`), under a key prefix of its
+/// own; `None` (with the skip line) without a server.
+pub(crate) async fn redis_cached() -> Option<Fixture<RedisStore>> {
+    let url = redis_url()?;
+    let guard = PrefixGuard::new(&url, &unique_name("behaviour"));
+    let store = RedisStore::connect(url.as_str())
+        .await
+        .expect("connect to SESSIONS_TEST_REDIS_URL")
+        .prefix(&guard.prefix)
+        .local_cache(10_000)
+        .await
+        .expect("a local cache");
+    Some(Fixture::with_cleanup(store, guard))
 }
