@@ -2,7 +2,7 @@
 //! names, so that other languages read the stored values by name).
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 
 use super::{CodecError, Format};
 

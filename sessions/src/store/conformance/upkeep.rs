@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use super::{fresh_key, live, must_load, must_swap, record, slot};
 use crate::errors::StoreError;
 use crate::expiry::Deadline;
-use crate::id::SessionKey;
 use crate::record::Record;
 use crate::store::upkeep::Walk;
 use crate::store::{Entry, SessionStore, Stored};
@@ -16,7 +15,7 @@ use crate::store::{Entry, SessionStore, Stored};
 /// Every live entry and forwarding mark is seen by a walk in small pages, as stored; ended
 /// entries are not.
 pub async fn walk_sees_every_live_entry<S: SessionStore>(store: &S, now: SystemTime) {
-    let mut expected = HashMap::new();
+    let mut expected: HashMap<[u8; 32], Entry> = HashMap::new();
     for n in 0..12 {
         let key = fresh_key();
         let entry = live(1, record(vec![slot("cart", &[("n", "1")])]), now);
@@ -28,9 +27,9 @@ pub async fn walk_sees_every_live_entry<S: SessionStore>(store: &S, now: SystemT
                 until: now + Duration::from_secs(300),
             };
             must_swap(store, &key, Some(1), Some(mark.clone()), "walk: move").await;
-            expected.insert(key, mark);
+            expected.insert(*key.as_bytes(), mark);
         } else {
-            expected.insert(key, entry);
+            expected.insert(*key.as_bytes(), entry);
         }
     }
     let mut ended = Vec::new();
@@ -49,13 +48,17 @@ pub async fn walk_sees_every_live_entry<S: SessionStore>(store: &S, now: SystemT
         if let Err(err) = store.swap(&key, None, Some(entry)).await {
             panic!("conformance: walk: writing an ended entry failed: {err}");
         }
-        ended.push(key);
+        ended.push(*key.as_bytes());
     }
-    let mut seen: HashMap<SessionKey, Entry> = HashMap::new();
+    let mut seen: HashMap<[u8; 32], Entry> = HashMap::new();
     let mut walker = Walk::new().page_size(7).start(store);
     loop {
         match walker.next_page().await {
-            Ok(Some(page)) => seen.extend(page.entries),
+            Ok(Some(page)) => seen.extend(
+                page.entries
+                    .into_iter()
+                    .map(|(key, entry)| (*key.as_bytes(), entry)),
+            ),
             Ok(None) => break,
             Err(StoreError::Unsupported(_)) => return,
             Err(err) => panic!("conformance: walk: a page failed: {err}"),

@@ -14,14 +14,16 @@ const SHARDS: usize = 16;
 /// Keys a shard holds at most.
 const PER_SHARD: usize = 4096;
 
-/// key → (entry version, CAS token).
+/// Session key digest → (entry version, CAS token).
+type Shard = HashMap<[u8; 32], (u64, u64)>;
+
 #[derive(Default)]
 pub(super) struct Tokens {
-    shards: [Mutex<HashMap<SessionKey, (u64, u64)>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 impl Tokens {
-    fn shard(&self, key: &SessionKey) -> MutexGuard<'_, HashMap<SessionKey, (u64, u64)>> {
+    fn shard(&self, key: &SessionKey) -> MutexGuard<'_, Shard> {
         let index = usize::from(key.as_bytes()[0]) % SHARDS;
         self.shards[index]
             .lock()
@@ -30,7 +32,7 @@ impl Tokens {
 
     /// The token of `key`'s entry of `version`, if that is the one kept.
     pub(super) fn get(&self, key: &SessionKey, version: u64) -> Option<u64> {
-        match self.shard(key).get(key) {
+        match self.shard(key).get(key.as_bytes()) {
             Some(&(kept, cas)) if kept == version => Some(cas),
             _ => None,
         }
@@ -41,18 +43,18 @@ impl Tokens {
         let mut shard = self.shard(key);
         match cas {
             Some(cas) => {
-                if shard.len() >= PER_SHARD && !shard.contains_key(key) {
+                if shard.len() >= PER_SHARD && !shard.contains_key(key.as_bytes()) {
                     shard.clear();
                 }
-                shard.insert(key.clone(), (version, cas));
+                shard.insert(*key.as_bytes(), (version, cas));
             }
             None => {
-                shard.remove(key);
+                shard.remove(key.as_bytes());
             }
         }
     }
 
     pub(super) fn remove(&self, key: &SessionKey) {
-        self.shard(key).remove(key);
+        self.shard(key).remove(key.as_bytes());
     }
 }

@@ -86,15 +86,15 @@ pub(crate) fn entry_of_row(
     blob::decode_beside(key, version, Bytes::from(data.map_err(unreadable)?))
 }
 
+/// A row as a SQL store reads it for a walk: its stored key, `version` column (`None` when it
+/// is not an integer) and `data` (or why it could not be had).
+pub(crate) type Row = (Vec<u8>, Option<i64>, Result<Vec<u8>, RecordError>);
+
 /// A page of a walk in key order, from the rows a SQL store read for it: each row's stored
 /// key, `version` and `data` columns. `limit` rows were asked for, so a full page has a
 /// next one, after its last key. Rows that do not decode are counted and logged, never an
 /// error.
-pub(crate) fn page_of_rows(
-    rows: Vec<(Vec<u8>, Option<i64>, Result<Vec<u8>, RecordError>)>,
-    limit: usize,
-    store: &'static str,
-) -> ScanPage {
+pub(crate) fn page_of_rows(rows: Vec<Row>, limit: usize, store: &'static str) -> ScanPage {
     use std::fmt::Write as _;
     let mut page = ScanPage::default();
     if rows.len() >= limit
