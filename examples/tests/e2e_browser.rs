@@ -6,7 +6,10 @@
 //! log out (the cart is gone, "You are logged out" shows once). Then "Your sessions" with a
 //! second browser (a second WebDriver session, its own profile): both log in as the same user,
 //! both are listed, one signs the other out and the other finds itself signed out; again with
-//! "Sign out all other devices". Screenshots go to `target/tmp/e2e-{cart,sessions}-*.png`.
+//! "Sign out all other devices". Then a page of another site that posts a form to the shop
+//! (cross-site request forgery): refused with a 403, the cart untouched; and once there is a
+//! session, every form of the shop's own pages carries its CSRF token. Screenshots go to
+//! `target/tmp/e2e-{cart,sessions,csrf}-*.png`.
 //!
 //! Without `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`)
 //! the test says `skipped: …` and passes, unless `SESSIONS_E2E_REQUIRED=1` (as `.ci/e2e.sh`
@@ -335,6 +338,7 @@ async fn cart_and_your_sessions_in_a_real_browser_on_both_frameworks() {
         );
         shop_survives_restart_login_and_logout(&browsers, &mut server, framework).await;
         your_sessions_signs_the_other_browser_out(&browsers, &server, framework).await;
+        a_cross_site_form_post_is_refused(&browsers, &server, framework).await;
         let log = server.log_text();
         assert!(
             !log.contains("ERROR"),
@@ -434,6 +438,28 @@ async fn shop_survives_restart_login_and_logout(
         "the id from before login is dead"
     );
 
+    // Behind the page: the live counters (of this process: since the restart, the coupon,
+    // the removal and the login were saved) and the census of the store by cart version; the
+    // same counters at /metrics, in the Prometheus text format.
+    let saves: u64 = text_of(&client, "saves").await.parse().expect("a count");
+    assert!(saves >= 3, "{framework}: {saves} saves since the restart");
+    let census = text_of(&client, "census").await;
+    assert!(census.contains("cart v3 (json)"), "{framework}: {census}");
+    let metrics = http(server.port(), "GET", "/metrics", None, None);
+    assert_eq!(metrics.status, 200, "{framework}: {}", metrics.body);
+    assert!(
+        metrics.body.contains("sessions_cycled_total 1"),
+        "{framework}: one login since the restart:\n{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("sessions_store_seconds_bucket{store=\"sqlite\",op=\"load\""),
+        "{framework}: store timings by store and operation:\n{}",
+        metrics.body
+    );
+
     // A picture of the page as a person sees it, for a look by eye.
     screenshot(&client, &format!("e2e-cart-{framework}")).await;
 
@@ -492,6 +518,7 @@ async fn your_sessions_signs_the_other_browser_out(
         "the captured user agent: {current}"
     );
     screenshot(&laptop, &format!("e2e-sessions-{framework}")).await;
+    every_form_carries_the_csrf_token(&laptop, "your sessions").await;
 
     // Sign the phone out from the laptop; the phone's next page view is signed out.
     laptop
@@ -536,4 +563,95 @@ async fn your_sessions_signs_the_other_browser_out(
         .close()
         .await
         .expect("end the phone's browser session");
+}
+
+/// Every form of the page `client` shows carries a non-empty `csrf_token` field.
+async fn every_form_carries_the_csrf_token(client: &Client, page: &str) {
+    let forms = client
+        .find_all(Locator::Css("form"))
+        .await
+        .expect("find the forms");
+    assert!(!forms.is_empty(), "{page}: the page has forms");
+    for form in forms {
+        let field = form
+            .find(Locator::Css("input[name=csrf_token]"))
+            .await
+            .unwrap_or_else(|_| panic!("{page}: a form without a csrf_token field"));
+        let token = field.attr("value").await.ok().flatten().unwrap_or_default();
+        assert_eq!(token.len(), 86, "{page}: the token {token:?}");
+    }
+}
+
+/// A page of another site: a form that posts to the shop's `/cart/add`, served from another
+/// port of this machine under another host name (`localhost` is another site than
+/// `127.0.0.1`), by a thread that answers every connection with it.
+fn serve_attacker_page(shop_port: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the attacker's page");
+    let port = listener.local_addr().expect("its address").port();
+    let page = format!(
+        "<!doctype html><html><head><title>Win a prize</title></head><body>\
+         <form id=\"prize\" method=\"post\" action=\"http://127.0.0.1:{shop_port}/cart/add\">\
+         <input type=\"hidden\" name=\"sku\" value=\"coffee\">\
+         <button id=\"claim\">Claim your prize</button></form></body></html>"
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    format!("http://localhost:{port}/")
+}
+
+async fn a_cross_site_form_post_is_refused(
+    browsers: &Browsers<'_>,
+    server: &CartServer,
+    framework: &str,
+) {
+    let url = format!("{}/", server.url());
+    let client = browsers.open("csrf").await;
+    // A first visit stores nothing, so its forms have no token to carry: the tokenless check
+    // lets their same-origin posts through.
+    client.goto(&url).await.expect("open the shop");
+    click(&client, "add-apple").await;
+    expect_cart(&client, &[("apple", 1)], "the shop's own form posts").await;
+    every_form_carries_the_csrf_token(&client, "the shop, with a cart").await;
+    log_in(&client, "mallory-target").await;
+    every_form_carries_the_csrf_token(&client, "the shop, signed in").await;
+
+    // The user visits another site, whose page posts a form to the shop.
+    let attacker = serve_attacker_page(server.port());
+    client
+        .goto(&attacker)
+        .await
+        .expect("open the attacker's page");
+    click(&client, "claim").await;
+    let refused = "forbidden: a page of another site may not send this request";
+    let started = Instant::now();
+    loop {
+        let source = client.source().await.unwrap_or_default();
+        if source.contains(refused) {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{framework}: the cross-site post was not refused; the page:\n{source}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    screenshot(&client, &format!("e2e-csrf-{framework}")).await;
+
+    // Back on the shop: the cart is as it was, still signed in.
+    client.goto(&url).await.expect("back to the shop");
+    expect_cart(&client, &[("apple", 1)], "after the cross-site post").await;
+    assert_eq!(text_of(&client, "user").await, "mallory-target");
+    client.close().await.expect("end the browser session");
 }

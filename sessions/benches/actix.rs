@@ -101,6 +101,17 @@ fn main() {
             Err(err) => println!("skipped: the redis pair (no Redis at {url}: {err})"),
         }
     }
+    // What each cookie weighs (`name=value`, the session of a created cart).
+    for variant in &variants {
+        if let Some(cookie) = variant.client.cookies().first() {
+            println!(
+                "{} {}: cookie of {} bytes",
+                variant.pair,
+                variant.name,
+                cookie.len()
+            );
+        }
+    }
     let Some(first) = variants.first() else {
         eprintln!("no pair matches {filters:?}: the pairs are `cookie` and `redis`");
         return;

@@ -7,7 +7,8 @@
 //! The bench runs itself under `valgrind --tool=callgrind` once per workload. The child builds
 //! the app of `benches/http.rs` on `MemoryStore` (JSON unless `bincode` is given), creates 1,000
 //! sessions, warms up with one pass, then sends `BENCH_REQUESTS` requests (default 2,000)
-//! round-robin inside `callgrind_measured_loop` (and again on a `MemoryStore::compact` store); callgrind collects only inside that function
+//! round-robin inside `callgrind_measured_loop` (and again on a `MemoryStore::compact` store, and,
+//! with feature `metrics`, with a Prometheus recorder installed); callgrind collects only inside that function
 //! (`--toggle-collect`), so set-up is left out. Instruction counts are stable on a loaded
 //! machine. Output files go to `target/callgrind/`; the report prints the total instructions per
 //! request and the top functions of `callgrind_annotate --inclusive=yes` and of the exclusive
@@ -40,8 +41,31 @@ fn callgrind_measured_loop(
     rt.block_on(client.run(path, n));
 }
 
+/// Installs the Prometheus recorder the README shows (buckets for the store's timings), as an
+/// app with feature `metrics` does: the `recorder` runs measure what recording costs a request.
+#[cfg(feature = "metrics")]
+fn install_recorder() {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    let installed = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("sessions_store_seconds".into()), &buckets)
+        .and_then(|builder| builder.install_recorder());
+    // Under `cargo test` both workloads run in one process: the second finds it installed.
+    if let Err(err) = installed {
+        eprintln!("the Prometheus recorder: {err}");
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+fn install_recorder() {}
+
 fn child(app: &str, path: &'static str, format: Format, n: usize) {
     let rt = runtime();
+    if app == "recorder" {
+        install_recorder();
+    }
     let mut client = match app {
         "tower" => rt.block_on(Client::new(tower_memory(), SESSIONS)),
         "compact" => rt.block_on(Client::new(sessions_memory_compact(format), SESSIONS)),
@@ -159,7 +183,7 @@ fn main() {
     }
     if !is_bench() {
         // `cargo test`: the loops once, without valgrind.
-        for app in ["floor", "sessions", "tower"] {
+        for app in ["floor", "sessions", "tower", "recorder"] {
             child(app, W1, format, 10);
             child(app, W2, format, 10);
         }
@@ -177,6 +201,11 @@ fn main() {
         ("sessions", "w2", true),
         ("compact", "w1", false),
         ("compact", "w2", false),
+        // With feature `metrics` and a Prometheus recorder installed (issue 23).
+        #[cfg(feature = "metrics")]
+        ("recorder", "w1", false),
+        #[cfg(feature = "metrics")]
+        ("recorder", "w2", false),
         ("tower", "w1", false),
         ("tower", "w2", false),
     ];
@@ -208,6 +237,10 @@ fn main() {
             "tower" => format!("tower-sessions 0.15 {}", workload.to_uppercase()),
             "compact" => format!(
                 "sessions {codec} MemoryStore::compact {}",
+                workload.to_uppercase()
+            ),
+            "recorder" => format!(
+                "sessions {codec} {} with a Prometheus recorder",
                 workload.to_uppercase()
             ),
             _ => format!("sessions {codec} {}", workload.to_uppercase()),
@@ -262,6 +295,15 @@ fn main() {
             .map_or(f64::NAN, |(_, c)| *c)
     };
     let floor = get("W0 (no session layer)");
+    #[cfg(feature = "metrics")]
+    for w in ["W1", "W2"] {
+        let without = get(&format!("sessions {codec} {w}"));
+        let with = get(&format!("sessions {codec} {w} with a Prometheus recorder"));
+        println!(
+            "- {w} with a Prometheus recorder / without one: {:.3} (target ≤ 1.05)",
+            with / without
+        );
+    }
     for (w, target) in [("W1", "0.100"), ("W2", "0.067")] {
         let ours = get(&format!("sessions {codec} {w}"));
         let theirs = get(&format!("tower-sessions 0.15 {w}"));

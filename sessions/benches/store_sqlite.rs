@@ -3,6 +3,9 @@
 //! by `benches/common/load.rs`: requests per second with 64 tasks on 2 workers, and the time
 //! of a single request, for W1 (read the cart, bump two fields, save) and W2 (read only).
 //!
+//! `sessions SqliteStore json Encrypted` is the JSON contender wrapped in `Encrypted` (records
+//! sealed at rest): compare it with `sessions SqliteStore json`.
+//!
 //! Run: `cargo bench -p sessions --all-features --bench store_sqlite` (settings in
 //! `benches/common/load.rs`: `BENCH_ROUNDS`, `BENCH_SAMPLE_MS`, `BENCH_TASKS`, `BENCH_WORKERS`,
 //! `BENCH_SINGLE`). A filter word after `--` keeps the contenders whose name contains it
@@ -218,6 +221,13 @@ fn main() {
                 let app = sessions_sqlite(&dir, file, format).await;
                 contenders.push(Contender::new(name, false, app, settings.sessions).await);
             }
+        }
+        // Encryption at rest: the same store wrapped in `Encrypted` (issue 21: at most 15% of
+        // W1's time).
+        let name = "sessions SqliteStore json Encrypted";
+        if wanted(name) {
+            let app = common::sessions_sqlite_encrypted(&dir, "encrypted.db", Format::Json).await;
+            contenders.push(Contender::new(name, false, app, settings.sessions).await);
         }
         let incumbent = "tower-sessions-sqlx-store";
         if wanted(incumbent) {

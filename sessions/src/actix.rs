@@ -28,16 +28,16 @@
 use std::future::{Future, Ready, ready};
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::layer::SessionLayer;
 use crate::schema::Session;
-use crate::session::{Outcome, Place, RequestSession, SessionHandle, SessionRejection, Source};
+use crate::session::{Begun, RequestHead, ResponseHeaders, SessionHandle, SessionRejection, begin};
 use crate::typed::{NewSlot, Typed};
 
 /// The actix-web service a [`SessionLayer`] wraps around an app (`App::new().wrap(layer)`).
@@ -51,7 +51,7 @@ use crate::typed::{NewSlot, Typed};
 /// # let _ = app;
 /// ```
 pub struct ActixSessionService<S> {
-    inner: S,
+    inner: Rc<S>,
     layer: SessionLayer,
 }
 
@@ -76,7 +76,7 @@ where
 
     fn new_transform(&self, inner: S) -> Self::Future {
         ready(Ok(ActixSessionService {
-            inner,
+            inner: Rc::new(inner),
             layer: self.clone(),
         }))
     }
@@ -94,101 +94,139 @@ where
 
     forward_ready!(inner);
 
-    fn call(&self, request: ServiceRequest) -> Self::Future {
-        let config = self.layer.config();
-        let headers = request.headers();
-        let source = Source::read(
-            config,
-            headers.get_all(header::COOKIE).map(HeaderValue::as_bytes),
-            config
-                .id_header()
-                .and_then(|name| headers.get(name.as_str()))
-                .map(HeaderValue::as_bytes),
-        );
-        let agent = config
-            .capture_agent
-            .then(|| headers.get(header::USER_AGENT))
-            .flatten()
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let session = Arc::new(RequestSession::new(self.layer.config_arc(), source, agent));
-        request
-            .extensions_mut()
-            .insert(SessionHandle(session.clone()));
-        let response = self.inner.call(request);
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
+        let (session, csrf) = match begin(self.layer.config(), &request) {
+            Begun::Proceed(session) => (session, None),
+            Begun::Check(session, check) => (session, Some(check)),
+            Begun::Refuse(refusal) => return Box::pin(ready(Ok(refused(request, refusal)))),
+        };
+        request.extensions_mut().insert(session.clone());
+        // The inner service is called once the CSRF check (if any) let the request through.
+        let inner = self.inner.clone();
         Box::pin(async move {
-            let response = response.await?;
-            let status = http::StatusCode::from_u16(response.status().as_u16())
-                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-            let config = &session.config;
-            let outcome = match session.after(status) {
-                Some(work) => Some(work.await),
-                None => None,
-            };
-            let rejection = if let Some(failure) = outcome.as_ref().and_then(|o| o.failure) {
-                Some(config.rejection_response(&failure.into()))
-            } else if config.on_rejection.is_some() {
-                response
-                    .response()
-                    .error()
-                    .and_then(|error| error.as_error::<SessionRejection>())
-                    .map(|rejection| config.rejection_response(rejection))
-            } else {
-                None
-            };
-            let mut response = match rejection {
+            if let Some(check) = csrf
+                && let Err(refusal) = check.run_on_actix(&session, &mut request).await
+            {
+                return Ok(refused(request, refusal));
+            }
+            let response = inner.call(request).await?;
+            let rejection = response
+                .response()
+                .error()
+                .and_then(|error| error.as_error::<SessionRejection>());
+            let mut finished = session
+                .finish(http_status(response.status()), rejection)
+                .await;
+            let mut response = match finished.replacement.take() {
                 Some(replacement) => {
                     let (request, _) = response.into_parts();
                     ServiceResponse::new(request, actix_response(replacement)).map_into_right_body()
                 }
                 None => response.map_into_left_body(),
             };
-            if let Some(outcome) = outcome {
-                write_headers(&session, &outcome, response.headers_mut());
-            }
+            finished.write_headers(response.headers_mut());
             Ok(response)
         })
     }
 }
 
-/// An `http` 1 response as an actix-web one.
-fn actix_response(response: http::Response<String>) -> HttpResponse {
-    let (parts, body) = response.into_parts();
-    let status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
-        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut actix = HttpResponse::with_body(status, body).map_into_boxed_body();
-    for (name, value) in &parts.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            actix.headers_mut().append(name, value);
-        }
-    }
-    actix
+/// The core's refusal of `request`, in its place.
+fn refused<B>(
+    request: ServiceRequest,
+    refusal: http::Response<String>,
+) -> ServiceResponse<EitherBody<B>> {
+    let (request, _) = request.into_parts();
+    ServiceResponse::new(request, actix_response(refusal)).map_into_right_body()
 }
 
-/// The outcome's headers, from `http` 1 types into actix-web's.
-fn write_headers(session: &RequestSession, outcome: &Outcome, headers: &mut header::HeaderMap) {
-    outcome.for_each_header(&session.config, |name, value, place| {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) else {
-            return;
-        };
-        match place {
-            Place::Append => headers.append(name, value),
-            Place::Replace => {
-                headers.insert(name, value);
-            }
-            Place::KeepExisting => {
-                if !headers.contains_key(&name) {
-                    headers.insert(name, value);
-                }
-            }
+// The conversions between actix-web's types (`http` 0.2) and the core's (`http` 1), each
+// written once.
+
+impl RequestHead for ServiceRequest {
+    fn header_values<'a>(&'a self, name: &http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.headers()
+            .get_all(name.as_str())
+            .map(header::HeaderValue::as_bytes)
+    }
+
+    fn method(&self) -> &str {
+        ServiceRequest::method(self).as_str()
+    }
+
+    fn path(&self) -> &str {
+        ServiceRequest::path(self)
+    }
+
+    /// `Host`, or in HTTP/2 (which has none) the URI's authority.
+    fn host(&self) -> Option<&[u8]> {
+        self.header(&http::header::HOST).or_else(|| {
+            self.uri()
+                .authority()
+                .map(|authority| authority.as_str().as_bytes())
+        })
+    }
+}
+
+impl ResponseHeaders for HeaderMap {
+    fn contains(&self, name: &http::HeaderName) -> bool {
+        self.contains_key(name.as_str())
+    }
+
+    fn insert(&mut self, name: http::HeaderName, value: http::HeaderValue) {
+        if let Some((name, value)) = actix_header(&name, &value) {
+            HeaderMap::insert(self, name, value);
         }
-    });
+    }
+
+    fn append(&mut self, name: http::HeaderName, value: http::HeaderValue) {
+        if let Some((name, value)) = actix_header(&name, &value) {
+            HeaderMap::append(self, name, value);
+        }
+    }
+}
+
+/// An `http` header as an actix-web one (every valid one converts).
+fn actix_header(
+    name: &http::HeaderName,
+    value: &http::HeaderValue,
+) -> Option<(header::HeaderName, header::HeaderValue)> {
+    Some((
+        header::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+        header::HeaderValue::from_bytes(value.as_bytes()).ok()?,
+    ))
+}
+
+/// An `http` header from an actix-web one (every valid one converts).
+#[cfg(feature = "testing")]
+pub(crate) fn http_header(
+    name: &header::HeaderName,
+    value: &header::HeaderValue,
+) -> Option<(http::HeaderName, http::HeaderValue)> {
+    Some((
+        http::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+        http::HeaderValue::from_bytes(value.as_bytes()).ok()?,
+    ))
+}
+
+/// An actix-web status as an `http` one (every valid one converts).
+pub(crate) fn http_status(status: actix_web::http::StatusCode) -> http::StatusCode {
+    http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// An `http` status as an actix-web one (every valid one converts).
+fn actix_status(status: http::StatusCode) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// One of the core's responses (a refusal, a rejection's) as an actix-web one.
+fn actix_response(response: http::Response<String>) -> HttpResponse {
+    let (parts, body) = response.into_parts();
+    let mut actix = HttpResponse::with_body(actix_status(parts.status), body).map_into_boxed_body();
+    for (name, value) in &parts.headers {
+        ResponseHeaders::append(actix.headers_mut(), name.clone(), value.clone());
+    }
+    actix
 }
 
 /// The request's session handle, put there by the middleware.
@@ -277,12 +315,11 @@ impl<T: Session> FromRequest for IfStored<T> {
 /// [`on_rejection`](crate::SessionLayer::on_rejection) hook makes of it. The details go to the log.
 impl ResponseError for SessionRejection {
     fn status_code(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::from_u16(self.status().as_u16())
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+        actix_status(self.status())
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        tracing::error!(target: "sessions", error = %self, "session extractor rejected the request");
+        self.log();
         actix_response(self.to_response())
     }
 }

@@ -54,7 +54,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
 /// [`on_rejection`](crate::SessionLayer::on_rejection) hook makes of it. The details go to the log.
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        tracing::error!(target: "sessions", error = %self, "session extractor rejected the request");
+        self.log();
         let mut response = self.to_response().map(axum::body::Body::from);
         response.extensions_mut().insert(Rejected(Arc::new(self)));
         response

@@ -360,14 +360,29 @@ impl CookieConfig {
     /// Malformed pairs, non-UTF-8 headers and empty values are skipped; a value in double
     /// quotes is returned without them.
     pub(crate) fn find<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> Option<&'a str> {
-        // A plain scan: this runs on every request, and needs no allocation.
-        headers
-            .filter_map(|header| std::str::from_utf8(header).ok())
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.split_once('='))
-            .filter(|(name, _)| name.trim() == self.full_name)
-            .map(|(_, value)| trim_quotes(value.trim()))
-            .find(|value| !value.is_empty())
+        find_named(&self.full_name, headers)
+    }
+
+    /// The name of this cookie's companion `suffix` (`session_written`): sent beside it, with
+    /// its attributes.
+    pub(crate) fn companion_name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.full_name)
+    }
+
+    /// The value of the companion cookie named `name` (see [`companion_name`](Self::companion_name)),
+    /// found like [`find`](Self::find).
+    pub(crate) fn find_companion<'a>(
+        &self,
+        name: &str,
+        headers: impl Iterator<Item = &'a [u8]>,
+    ) -> Option<&'a str> {
+        find_named(name, headers)
+    }
+
+    /// The `Set-Cookie` header that stores `value` in the companion cookie named `name` for
+    /// `max_age`, with this cookie's attributes.
+    pub(crate) fn set_companion(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+        self.render_as(name, value, Some(max_age.as_secs()))
     }
 
     /// The `Set-Cookie` header that stores `value`. `max_age: None` makes a browser-session
@@ -386,9 +401,14 @@ impl CookieConfig {
     /// Writes the header in one buffer (this runs on every response that sets the cookie), in
     /// the `cookie` crate's attribute order.
     fn render(&self, value: &str, max_age_secs: Option<u64>) -> HeaderValue {
+        self.render_as(&self.full_name, value, max_age_secs)
+    }
+
+    /// [`render`](Self::render) for the cookie named `name`.
+    fn render_as(&self, name: &str, value: &str, max_age_secs: Option<u64>) -> HeaderValue {
         use std::fmt::Write;
-        let mut out = String::with_capacity(self.full_name.len() + value.len() + 80);
-        out.push_str(&self.full_name);
+        let mut out = String::with_capacity(name.len() + value.len() + 80);
+        out.push_str(name);
         out.push('=');
         out.push_str(value);
         if self.http_only {
@@ -414,7 +434,7 @@ impl CookieConfig {
         }
         HeaderValue::from_str(&out).unwrap_or_else(|_| {
             tracing::error!(
-                cookie = %self.full_name,
+                cookie = %name,
                 "the session cookie cannot be sent: its name or attributes hold characters a \
                  header cannot; call CookieConfig::validate"
             );
@@ -429,6 +449,24 @@ impl CookieConfig {
             self.name.clone()
         }
     }
+}
+
+/// The value of the cookie `name` among `headers`' cookies: the first non-empty one, without
+/// double quotes; malformed pairs and non-UTF-8 headers skipped.
+fn find_named<'a>(name: &str, headers: impl Iterator<Item = &'a [u8]>) -> Option<&'a str> {
+    // A plain scan of the bytes: this runs on every request, and needs no allocation. The
+    // separators and the whitespace around names and values are ASCII (RFC 6265), so every
+    // piece cut at them out of a UTF-8 header is UTF-8 too.
+    headers
+        .filter_map(|header| std::str::from_utf8(header).ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| {
+            let at = pair.bytes().position(|b| b == b'=')?;
+            Some((&pair[..at], &pair[at + 1..]))
+        })
+        .filter(|(found, _)| found.trim_ascii() == name)
+        .map(|(_, value)| trim_quotes(value.trim_ascii()))
+        .find(|value| !value.is_empty())
 }
 
 /// Whether `b` may appear in a cookie name (RFC 6265 `token`, RFC 9110 `tchar`).

@@ -130,6 +130,35 @@ pub enum RecordError {
     /// Encoding a record failed.
     #[error("cannot encode record: {0}")]
     Encode(#[from] CodecError),
+    /// The entry stored under a key cannot be read, and the store knows its `version` (the
+    /// one its compare-and-swap compares): read as nothing, it can still be ended (a logout or
+    /// a revocation swaps it away by that version). See [`RecordError::stored_version`].
+    #[error("stored entry (version {version}) cannot be read: {source}")]
+    Unreadable {
+        /// The version the store compares for this entry.
+        version: u64,
+        /// Why it cannot be read.
+        #[source]
+        source: Box<RecordError>,
+    },
+}
+
+impl RecordError {
+    /// The stored entry's version, when the store knows the version of an entry it cannot
+    /// read ([`RecordError::Unreadable`]).
+    ///
+    /// ```
+    /// use sessions::error::RecordError;
+    /// let err = RecordError::Unreadable { version: 7, source: Box::new(RecordError::UnknownMarker) };
+    /// assert_eq!(err.stored_version(), Some(7));
+    /// assert_eq!(RecordError::UnknownMarker.stored_version(), None);
+    /// ```
+    pub fn stored_version(&self) -> Option<u64> {
+        match self {
+            RecordError::Unreadable { version, .. } => Some(*version),
+            _ => None,
+        }
+    }
 }
 
 /// A changeset could not be applied to a record.
@@ -316,6 +345,16 @@ pub enum StoreError {
     /// This store cannot do what was asked (e.g. list an owner's sessions).
     #[error("this session store cannot {0}")]
     Unsupported(&'static str),
+    /// The store is not set up for sessions: its table is missing (`migrate()` was not called
+    /// at start-up), say. A mistake in the app's start-up, not an outage: the layer answers a
+    /// 500 (not a 503 a client would retry) and logs the fix at `error`.
+    #[error("session store not set up: {problem}; {fix}")]
+    NotSetUp {
+        /// What the store found (the driver's message).
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
 }
 
 impl From<ApplyError> for StoreError {
@@ -347,5 +386,24 @@ impl StoreError {
     /// ```
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
+    }
+
+    /// The store's table is missing: `store` (`"SqliteStore"`, …) was used without its
+    /// `migrate()`. The message says to call it at start-up.
+    ///
+    /// ```
+    /// use sessions::error::StoreError;
+    /// let err = StoreError::not_migrated("SqliteStore", "no such table: sessions");
+    /// assert!(matches!(err, StoreError::NotSetUp { .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "session store not set up: no such table: sessions; call `SqliteStore::migrate()` at start-up"
+    /// );
+    /// ```
+    pub fn not_migrated(store: &str, problem: impl std::fmt::Display) -> Self {
+        StoreError::NotSetUp {
+            problem: problem.to_string(),
+            fix: format!("call `{store}::migrate()` at start-up"),
+        }
     }
 }

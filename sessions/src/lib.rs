@@ -240,13 +240,17 @@
 pub mod actix;
 #[cfg(feature = "axum")]
 mod axum;
+pub mod census;
 mod codec;
 mod cookie;
+pub mod csrf;
 mod dirty;
 mod errors;
+mod events;
 mod expiry;
 mod id;
 mod layer;
+pub mod metrics;
 mod record;
 mod registry;
 mod schema;
@@ -256,6 +260,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod tower;
 mod typed;
 
 #[doc(hidden)]
@@ -264,13 +269,22 @@ pub mod __private {
 }
 mod private;
 
+pub use crate::tower::{SessionFuture, SessionService};
+pub use census::Census;
 pub use codec::Format;
 pub use cookie::{CookieConfig, SameSite};
+pub use events::SessionEvent;
 pub use expiry::Expiry;
 pub use id::SessionId;
-pub use layer::{BackendBox, IntoBackend, SessionLayer, SessionService};
+pub use layer::{BackendBox, IntoBackend, SessionLayer};
 pub use schema::Session;
 pub use session::{OwnedSession, SessionHandle, SessionRejection};
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use store::MemcachedStore;
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use store::MySqlStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::PostgresStore;
@@ -344,6 +358,12 @@ pub use sessions_derive::Session;
 /// assert!(!prefs.dark());
 /// ```
 pub mod prelude {
+    #[cfg(feature = "memcached")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+    pub use crate::MemcachedStore;
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    pub use crate::MySqlStore;
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub use crate::PostgresStore;
@@ -353,6 +373,7 @@ pub mod prelude {
     #[cfg(feature = "sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub use crate::SqliteStore;
+    pub use crate::store::Upkeep;
     pub use crate::{CookieStore, MemoryStore, SessionStore};
     pub use crate::{Session, SessionHandle, SessionLayer, Typed};
 }

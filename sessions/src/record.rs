@@ -3,6 +3,7 @@
 #[cfg(feature = "bincode")]
 mod binary;
 mod changeset;
+mod packed;
 mod slot;
 mod tson;
 
@@ -45,7 +46,48 @@ pub struct Record {
     /// Shared until changed: cloning a record (out of a store, into a request) copies nothing.
     /// `None` while empty, so that an empty record (every request starts with one) allocates
     /// nothing.
-    slots: Option<Arc<Vec<Slot>>>,
+    slots: Option<Arc<Slots>>,
+}
+
+/// A record's slots: most records hold one, kept in the record's own allocation.
+#[derive(Clone)]
+enum Slots {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Slots {
+    fn all(&self) -> &[Slot] {
+        match self {
+            Slots::One(slot) => std::slice::from_ref(slot),
+            Slots::Many(slots) => slots,
+        }
+    }
+
+    fn all_mut(&mut self) -> &mut [Slot] {
+        match self {
+            Slots::One(slot) => std::slice::from_mut(slot),
+            Slots::Many(slots) => slots,
+        }
+    }
+
+    fn push(&mut self, slot: Slot) {
+        match self {
+            Slots::One(_) => {
+                let Slots::One(first) = std::mem::replace(self, Slots::Many(Vec::new())) else {
+                    unreachable!("matched just above")
+                };
+                // Records live long in stores (a MemoryStore holds thousands): no spare room.
+                let mut slots = Vec::with_capacity(2);
+                slots.extend([first, slot]);
+                *self = Slots::Many(slots);
+            }
+            Slots::Many(slots) => {
+                slots.reserve_exact(1);
+                slots.push(slot);
+            }
+        }
+    }
 }
 
 impl PartialEq for Record {
@@ -68,34 +110,50 @@ impl std::fmt::Debug for Record {
 /// first byte of stored bytes tells the two forms apart.
 pub(crate) const BINARY_MARKER: [u8; 4] = [0x00, b'S', b'B', 0x01];
 
-/// Values up to this size are copied into a record rather than shared with a change.
-const DETACH_UP_TO: usize = 1024;
-
-/// `bytes` for a record to keep: a copy of a small value. A shared `Bytes` costs a header
-/// allocation as large as a small value's own, and would keep the change's buffer alive as long
-/// as the record (a `MemoryStore` keeps its records for the session's life).
-pub(crate) fn detached(bytes: &Bytes) -> Bytes {
-    if bytes.len() <= DETACH_UP_TO {
-        Bytes::copy_from_slice(bytes)
-    } else {
-        bytes.clone()
-    }
-}
-
 impl Record {
     fn all(&self) -> &[Slot] {
-        self.slots.as_deref().map_or(&[], Vec::as_slice)
+        self.slots.as_deref().map_or(&[], Slots::all)
     }
 
     /// A record of `slots`, whose names are distinct (a store's own copy of a record).
-    pub(crate) fn from_distinct_slots(slots: Vec<Slot>) -> Record {
+    pub(crate) fn from_distinct_slots(mut slots: Vec<Slot>) -> Record {
+        let slots = match slots.len() {
+            0 => None,
+            1 => slots.pop().map(Slots::One),
+            _ => Some(Slots::Many(slots)),
+        };
         Record {
-            slots: (!slots.is_empty()).then(|| Arc::new(slots)),
+            slots: slots.map(Arc::new),
         }
     }
 
-    fn all_mut(&mut self) -> &mut Vec<Slot> {
-        Arc::make_mut(self.slots.get_or_insert_with(Default::default))
+    fn all_mut(&mut self) -> &mut [Slot] {
+        match &mut self.slots {
+            Some(slots) => Arc::make_mut(slots).all_mut(),
+            None => &mut [],
+        }
+    }
+
+    /// The record as a store keeps it: every slot packed (see [`Slot::detached_clone`]), and
+    /// each slot's field names given to `share` (which answers the list to hold instead: an
+    /// equal one other sessions hold too). Shares what needs no change.
+    pub(crate) fn kept(&mut self, mut share: impl FnMut(&Arc<[Name]>) -> Arc<[Name]>) {
+        let mut settled = |slot: &Slot| {
+            slot.packed_names()
+                .is_some_and(|names| Arc::ptr_eq(names, &share(names)))
+        };
+        if self.all().iter().all(&mut settled) {
+            return;
+        }
+        for slot in self.all_mut() {
+            if slot.packed_names().is_none() {
+                *slot = slot.packed();
+            }
+            if let Some(names) = slot.packed_names() {
+                let shared = share(names);
+                slot.share_names(&shared);
+            }
+        }
     }
 
     /// An empty record.
@@ -184,16 +242,14 @@ impl Record {
     /// assert_eq!(record.slots().len(), 1);
     /// ```
     pub fn insert(&mut self, slot: Slot) -> Option<Slot> {
-        let slots = self.all_mut();
-        match slots.iter_mut().find(|s| s.name == slot.name) {
-            Some(existing) => Some(std::mem::replace(existing, slot)),
-            None => {
-                // Records live long in stores (a MemoryStore holds thousands): no spare room.
-                slots.reserve_exact(1);
-                slots.push(slot);
-                None
-            }
+        if let Some(existing) = self.all_mut().iter_mut().find(|s| s.name == slot.name) {
+            return Some(std::mem::replace(existing, slot));
         }
+        match &mut self.slots {
+            Some(slots) => Arc::make_mut(slots).push(slot),
+            None => self.slots = Some(Arc::new(Slots::One(slot))),
+        }
+        None
     }
 
     /// Removes the slot stored under `name`.
@@ -209,7 +265,18 @@ impl Record {
     /// ```
     pub fn remove(&mut self, name: &str) -> Option<Slot> {
         let index = self.all().iter().position(|slot| slot.name == name)?;
-        Some(self.all_mut().remove(index))
+        if self.all().len() == 1 {
+            // The only slot: the record is empty now.
+            return match Arc::try_unwrap(self.slots.take()?) {
+                Ok(Slots::One(slot)) => Some(slot),
+                Ok(Slots::Many(mut slots)) => slots.pop(),
+                Err(shared) => shared.all().first().cloned(),
+            };
+        }
+        match Arc::make_mut(self.slots.as_mut()?) {
+            Slots::Many(slots) => Some(slots.remove(index)),
+            Slots::One(_) => None,
+        }
     }
 
     /// Applies a changeset: whole slots replaced or removed, rewrites merged (see
@@ -258,19 +325,21 @@ impl Record {
                     {
                         // Another request wrote the slot first, in this version and format
                         // (`check` made sure): only this request's own changes go on top.
-                        for index in changed.iter() {
-                            if let Some((name, bytes)) = slot.field_at(index) {
-                                stored.set_field(name.clone(), detached(bytes));
-                            }
-                        }
+                        let fields: Vec<(&Name, &[u8])> = changed
+                            .iter()
+                            .filter_map(|index| slot.field_at(index))
+                            .collect();
+                        stored.set_fields(&fields);
                         stored.revision = stored.revision.saturating_add(1);
                     }
                 }
                 SlotChange::Fields { slot, fields, .. } => {
                     if let Some(stored) = self.slot_mut(slot) {
-                        for (name, bytes) in fields {
-                            stored.set_field(name.clone(), detached(bytes));
-                        }
+                        let fields: Vec<(&Name, &[u8])> = fields
+                            .iter()
+                            .map(|(name, bytes)| (name, &bytes[..]))
+                            .collect();
+                        stored.set_fields(&fields);
                         stored.revision = stored.revision.saturating_add(1);
                     }
                 }

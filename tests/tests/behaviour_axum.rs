@@ -62,7 +62,8 @@ mod axum_only {
     }
 
     /// A rejection is an axum response: its status, the message for the client (no backend
-    /// details), and an error line in the log.
+    /// details), and a `debug` line in the log with the details (a store that is down is
+    /// logged where it failed; `error` is kept for mistakes in the app's setup).
     #[tokio::test]
     async fn a_rejection_is_a_response_with_its_status_and_the_client_message() {
         let rejection = SessionRejection::StoreUnavailable {
@@ -82,12 +83,13 @@ mod axum_only {
         let body = String::from_utf8_lossy(&body);
         assert_eq!(body, "session store unavailable; try again later");
         assert!(
-            logs.lines_at("ERROR")
+            logs.lines_at("DEBUG")
                 .iter()
                 .any(|line| line.contains("db.internal")),
             "{}",
             logs.text()
         );
+        assert!(logs.lines_at("ERROR").is_empty(), "{}", logs.text());
     }
 
     /// Without axum, the handle is in the request's extensions: a plain `tower::service_fn`
@@ -115,14 +117,14 @@ mod axum_only {
         assert!(client.session(&layer).is_some());
     }
 
-    /// The hundred concurrent different-field writes of `concurrency.rs`, truly in parallel on
-    /// four worker threads: all hundred survive.
+    /// The 240 concurrent different-field writes of `concurrency.rs`, truly in parallel on
+    /// four worker threads: all 240 survive.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_hundred_parallel_requests_changing_different_fields_all_survive() {
+    async fn parallel_requests_changing_different_fields_all_survive() {
         let store = RecordingStore::memory();
         let layer = SessionLayer::new(store.clone()).register::<Wide>();
         let client = TestClient::new(router(Gate::default()).layer(layer.clone()));
-        assert_eq!(client.post("/wide/f00").await.status(), 200);
+        assert_eq!(client.post("/wide/f000").await.status(), 200);
         let id = client.session(&layer).expect("created");
         let requests: Vec<_> = Wide::FIELDS
             .iter()

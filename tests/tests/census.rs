@@ -8,6 +8,8 @@
 mod fixtures;
 #[path = "redis_common/mod.rs"]
 mod redis_common;
+#[path = "replica_common/mod.rs"]
+mod replica_common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,12 +1,12 @@
 //! The history checker of the randomized concurrency test (`behaviour/history_check.rs`) finds
 //! every kind of broken promise it claims to, and allows what its docs allow: small histories
-//! written by hand, each the shape of a known bug (issue 12) or of a legitimate race.
+//! written by hand, each the shape of a known bug (issues 12 and 20) or of a legitimate race.
 
 #[path = "behaviour/history_check.rs"]
 mod history_check;
 
 use history_check::{
-    Event, FINAL, FOREIGN, Kind, MONOTONIC, ONE_MOVE, REFUSED, SURVIVES, check, value,
+    Event, FINAL, FOREIGN, Kind, MONOTONIC, ONE_MOVE, REFUSED, REVOKED, SURVIVES, check, value,
 };
 
 /// Builds a history of browser 0, one event at a time, each on the next ticks of the clock
@@ -17,7 +17,7 @@ struct History {
 }
 
 impl History {
-    /// A request from `start` to `end`.
+    /// A request from `start` to `end` (a login moves a stored session unless told otherwise).
     fn at(
         &mut self,
         start: u64,
@@ -27,20 +27,16 @@ impl History {
         sent: Option<&str>,
         set: Option<&str>,
     ) -> &mut Event {
-        self.events.push(Event {
-            browser: 0,
-            tab: match kind {
-                Kind::Write { tab, .. } => tab,
-                _ => 0,
-            },
-            kind,
-            start,
-            end,
-            status,
-            sent: sent.map(str::to_owned),
-            set: set.map(str::to_owned),
-            seen: None,
-        });
+        let tab = match kind {
+            Kind::Write { tab, .. } => tab,
+            _ => 0,
+        };
+        let mut event = Event::new(0, tab, kind, start, end);
+        event.status = status;
+        event.sent = sent.map(str::to_owned);
+        event.set = set.map(str::to_owned);
+        event.moved = matches!(kind, Kind::Login | Kind::SignIn { .. });
+        self.events.push(event);
         self.events.last_mut().expect("just pushed")
     }
 
@@ -277,7 +273,134 @@ fn the_report_names_the_rule_and_the_requests() {
     let report = history_check::report(&h.events, &check(&h.events));
     assert!(report.contains(SURVIVES), "{report}");
     assert!(
-        report.contains("b0t0 Read [4..5] 200 sent=s set=- saw=nothing"),
+        report.contains("b0t0@0 Read [4..5] 200 sent=s set=- saw=nothing"),
         "{report}"
     );
+}
+
+// ---- sign-ins and revocations (issue 20) ------------------------------------------------------
+
+impl History {
+    /// A sign-in of `user` from `start` to `end`, carrying `sent`, answered with `set`.
+    fn sign_in(&mut self, start: u64, end: u64, user: u64, sent: Option<&str>, set: &str) {
+        self.at(start, end, Kind::SignIn { user }, 200, sent, Some(set));
+    }
+}
+
+#[test]
+fn a_revoke_others_that_ends_its_own_moved_session_is_found() {
+    // Issue 20, defect 6: "sign out my other devices" carried x while a login of another tab
+    // moved x to y; it ended y as another session, and the data is gone.
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 3, 1, Some("s"), "x");
+    let revoke = h.at(4, 9, Kind::RevokeOthers, 200, Some("x"), None);
+    revoke.user = Some(1);
+    revoke.revoked = Some(1);
+    h.at(5, 6, Kind::Login, 200, Some("x"), Some("y"));
+    h.read(10, 11, "y", None);
+    assert_eq!(h.rules(), [SURVIVES]);
+}
+
+#[test]
+fn a_session_bound_before_revoke_owner_that_lives_on_is_found() {
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 3, 1, Some("s"), "n");
+    h.at(4, 5, Kind::RevokeOwner { user: 1 }, 200, None, None)
+        .revoked = Some(0);
+    h.read(6, 7, "n", Some(1));
+    assert_eq!(h.rules(), [REVOKED]);
+}
+
+#[test]
+fn a_sign_in_concurrent_with_revoke_owner_may_survive_it() {
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 6, 1, Some("s"), "n");
+    h.at(4, 5, Kind::RevokeOwner { user: 1 }, 200, None, None)
+        .revoked = Some(0);
+    h.read(7, 8, "n", Some(1));
+    assert_eq!(h.rules(), Vec::<&str>::new());
+    // Or be ended by it: the write's session shows nothing, and that is allowed too.
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 6, 1, Some("s"), "n");
+    h.at(4, 5, Kind::RevokeOwner { user: 1 }, 200, None, None)
+        .revoked = Some(1);
+    h.read(7, 8, "n", None);
+    assert_eq!(h.rules(), Vec::<&str>::new());
+}
+
+#[test]
+fn a_write_landing_in_a_session_revoke_others_ended_is_found() {
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 3, 1, Some("s"), "n");
+    // Another device of user 1 signs out the others.
+    let other = h.at(2, 3, Kind::SignIn { user: 1 }, 200, None, Some("o"));
+    other.browser = 1;
+    let revoke = h.at(4, 5, Kind::RevokeOthers, 200, Some("o"), None);
+    revoke.browser = 1;
+    revoke.user = Some(1);
+    revoke.revoked = Some(1);
+    h.write(6, 7, 2, Some("n"), None);
+    assert_eq!(h.rules(), [REVOKED]);
+    // The asker's own session is kept: its later write is fine.
+    let mut h = History::default();
+    h.sign_in(0, 1, 1, None, "o");
+    let revoke = h.at(2, 3, Kind::RevokeOthers, 200, Some("o"), None);
+    revoke.user = Some(1);
+    revoke.revoked = Some(0);
+    h.write(4, 5, 1, Some("o"), None);
+    h.read(6, 7, "o", Some(1));
+    assert_eq!(h.rules(), Vec::<&str>::new());
+}
+
+#[test]
+fn a_revoked_reference_is_the_session_a_listing_showed_it_for() {
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.sign_in(2, 3, 1, Some("s"), "n");
+    h.at(4, 5, Kind::List, 200, Some("n"), None).reference = Some("R".into());
+    let revoke = h.at(6, 7, Kind::Revoke, 200, None, None);
+    revoke.browser = 1;
+    revoke.reference = Some("R".into());
+    revoke.revoked = Some(1);
+    h.read(8, 9, "n", Some(1));
+    assert_eq!(h.rules(), [REVOKED]);
+}
+
+#[test]
+fn a_login_with_a_dead_id_starts_a_session_of_its_own() {
+    // After a logout, a login carrying the dead id starts a new session (it answers `new`):
+    // what is written there is not the ended session's.
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.at(2, 3, Kind::Logout, 200, Some("s"), Some(""));
+    h.at(4, 5, Kind::Login, 200, Some("s"), Some("t")).moved = false;
+    h.write(6, 7, 2, Some("t"), None);
+    h.read(8, 9, "t", Some(2));
+    assert_eq!(h.rules(), Vec::<&str>::new());
+    // Had it answered `moved`, the ended session would have come back.
+    h.events[2].moved = true;
+    assert_eq!(h.rules(), [FINAL]);
+}
+
+#[test]
+fn a_read_overlapping_a_login_that_moved_and_then_lost_the_session_may_see_nothing() {
+    // The login moved the session, a logout of the old id ended it at its new id, and the
+    // login answered 409: a read of the old id during the login finds the forwarding mark.
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.at(2, 9, Kind::Login, 409, Some("s"), None).moved = false;
+    h.read(3, 4, "s", None);
+    h.at(5, 6, Kind::Logout, 200, Some("s"), Some(""));
+    assert_eq!(h.rules(), Vec::<&str>::new());
+    // After the login answered, the old id reading nothing needs an ending to excuse it.
+    let mut h = History::default();
+    h.write(0, 1, 1, None, Some("s"));
+    h.at(2, 3, Kind::Login, 409, Some("s"), None).moved = false;
+    h.read(4, 5, "s", None);
+    assert_eq!(h.rules(), [SURVIVES]);
 }

@@ -9,14 +9,28 @@ use std::path::{Path, PathBuf};
 
 /// The layers, top first; a module may name its own layer and those below it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("adapters", &["axum", "actix", "testing", "private", "lib"]),
+    (
+        "adapters",
+        &["axum", "actix", "tower", "testing", "private", "lib"],
+    ),
     ("layer", &["layer"]),
-    ("request session", &["session"]),
-    ("stores, registry, typed", &["store", "registry", "typed"]),
+    ("request session", &["session", "csrf", "events"]),
+    (
+        "stores, registry, typed",
+        &["store", "registry", "typed", "census"],
+    ),
     ("record, schema, cookie", &["record", "schema", "cookie"]),
     (
         "codec, id, expiry, error",
-        &["codec", "id", "expiry", "errors", "dirty", "slot_check"],
+        &[
+            "codec",
+            "id",
+            "expiry",
+            "errors",
+            "dirty",
+            "slot_check",
+            "metrics",
+        ],
     ),
 ];
 

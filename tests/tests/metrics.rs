@@ -15,6 +15,8 @@ mod fixtures;
 mod metrics_support;
 #[path = "redis_common/mod.rs"]
 mod redis_common;
+#[path = "replica_common/mod.rs"]
+mod replica_common;
 
 use std::time::{Duration, SystemTime};
 

@@ -31,8 +31,12 @@ use sqlite_common::{Reply, TempDb, app, fresh_key, hour_from, key_of, lock, send
 
 /// `SqliteStore::open`'s busy timeout.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// No request may take longer than this, whatever the fault.
-const BOUND: Duration = Duration::from_secs(10);
+/// A guard against a request that hangs, whatever the fault: far above the busy timeout. No
+/// test asserts an upper bound on how long something took (2 cores shared with builds make any
+/// such bound flaky): "did not wait" is told by what happened meanwhile or by the status (a
+/// write that waited out the busy timeout fails). Lower bounds ("waited the busy timeout")
+/// hold however slow the machine is.
+const BOUND: Duration = Duration::from_secs(30);
 /// The environment variable that makes [`lock_holder`] hold a lock on the file it names.
 const HOLD: &str = "SESSIONS_TEST_SQLITE_HOLD_LOCK";
 
@@ -78,17 +82,14 @@ async fn locked_database_serves_reads_fails_writes_after_the_busy_timeout_then_r
 
     let locker = lock(&db.path).await;
     // WAL: readers are not blocked by a writer's lock.
-    let (read, took) = timed(
+    let (read, _) = timed(
         "read while locked",
         send(&app, Method::GET, "/cart", Some(&cookie)),
     )
     .await;
+    // (A read that waited for the write lock would wait out the busy timeout and fail.)
     assert_eq!(read.status, StatusCode::OK, "{read:?}");
     assert_eq!(read.body, "items=apple coupon=- visits=0");
-    assert!(
-        took < Duration::from_secs(1),
-        "a read waited for the write lock: {took:?}"
-    );
     // Writers wait out the busy timeout (on a blocking thread), then fail clearly.
     let (save, took) = timed(
         "save while locked",
@@ -111,16 +112,15 @@ async fn locked_database_serves_reads_fails_writes_after_the_busy_timeout_then_r
         other => panic!("a delete while locked: {other:?}"),
     }
 
-    // Released: the same write goes through, at once.
+    // Released: the same write goes through.
     unlock(locker).await;
-    let (save, took) = timed(
+    let (save, _) = timed(
         "save after unlock",
         send(&app, Method::POST, "/cart/pear", Some(&cookie)),
     )
     .await;
     assert_eq!(save.status, StatusCode::OK, "{save:?}");
     assert_eq!(save.body, "items=apple,pear coupon=- visits=0");
-    assert!(took < Duration::from_secs(1), "{took:?}");
     assert_eq!(
         send(&app, Method::GET, "/cart", Some(&cookie)).await.body,
         "items=apple,pear coupon=- visits=0"
@@ -145,12 +145,10 @@ async fn a_lock_released_within_the_busy_timeout_only_delays_the_write() {
         ),
         release
     );
+    // (It waited for the lock; had it waited out the busy timeout, it would have failed.)
     assert_eq!(save.status, StatusCode::OK, "{save:?}");
     assert_eq!(save.body, "items=apple,pear coupon=- visits=0");
-    assert!(
-        took >= Duration::from_millis(900) && took < BUSY_TIMEOUT,
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(900), "{took:?}");
 }
 
 /// A write waiting for the lock waits on a blocking thread: the runtime's threads go on
@@ -165,21 +163,19 @@ async fn a_write_waiting_for_the_lock_holds_up_no_other_request() {
         async move { send(&app, Method::POST, "/cart/pear", Some(&cookie)).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // Twenty reads served on the one runtime thread while the write waits: had the write
+    // blocked the thread, none could run before it ended.
     for _ in 0..20 {
-        let (read, took) = timed(
+        let (read, _) = timed(
             "read beside a waiting write",
             send(&app, Method::GET, "/cart", Some(&cookie)),
         )
         .await;
         assert_eq!(read.status, StatusCode::OK);
-        assert!(
-            took < Duration::from_millis(250),
-            "a read was held up: {took:?}"
-        );
     }
     assert!(
         !waiting.is_finished(),
-        "the write is still waiting for the lock"
+        "the reads were held up until the write ended"
     );
     unlock(locker).await;
     let save = tokio::time::timeout(BOUND, waiting)
@@ -233,25 +229,19 @@ async fn a_cancelled_write_leaves_no_transaction_open() {
         .connect()
         .await
         .expect("a connection");
-    let started = Instant::now();
+    // (Held, the lock would make this fail after the connection's 1 s busy timeout.)
     sqlx::raw_sql("BEGIN IMMEDIATE; COMMIT")
         .execute(&mut conn)
         .await
         .expect("the write lock is free");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     conn.close().await.expect("close");
     let app = app(SessionLayer::new(store.clone()));
-    let (save, took) = timed(
+    let (save, _) = timed(
         "save after",
         send(&app, Method::POST, "/cart/pear", Some(&cookie)),
     )
     .await;
     assert_eq!(save.status, StatusCode::OK, "{save:?}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 /// Not a test on its own: when [`HOLD`] names a database file, holds `BEGIN EXCLUSIVE` on it
@@ -304,21 +294,20 @@ async fn a_lock_held_by_another_process() {
 
     // Held for 1.5 s: reads go on, a write waits for the lock and then goes through.
     let mut child = hold_in_another_process(&db, Duration::from_millis(1500));
-    let (read, took) = timed(
+    let (read, _) = timed(
         "read while another process holds the lock",
         send(&app, Method::GET, "/cart", Some(&cookie)),
     )
     .await;
     assert_eq!(read.status, StatusCode::OK, "{read:?}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
-    let (save, took) = timed(
+    // (It waits for the lock; had it waited out the busy timeout, it would have failed.)
+    let (save, _) = timed(
         "save while another process holds the lock",
         send(&app, Method::POST, "/cart/pear", Some(&cookie)),
     )
     .await;
     assert_eq!(save.status, StatusCode::OK, "{save:?}");
     assert_eq!(save.body, "items=apple,pear coupon=- visits=0");
-    assert!(took < BUSY_TIMEOUT, "{took:?}");
     assert!(child.wait().expect("the other process ends").success());
 
     // Held past the busy timeout: the write fails with 503, within the bound.
@@ -386,7 +375,6 @@ async fn an_immutable_file_refuses_to_open() {
     };
     println!("open: {err} in {took:?}");
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
-    assert!(took < BOUND, "{took:?}");
 }
 
 #[tokio::test]

@@ -3,6 +3,10 @@
 //! a call, never more than the pool's size, replaced when the server cuts them, no write lost),
 //! and failing fast while the server is unreachable (those need no server). Every test works
 //! on tables of its own, dropped at the end.
+//!
+//! No test asserts how long something took (2 cores shared with builds make any bound flaky):
+//! a call that failed fast is told from one that tried the server by its error (the circuit's
+//! says "failing fast"), and a wait for something to happen is bounded only by [`HANG_GUARD`].
 
 mod postgres_common;
 
@@ -22,6 +26,11 @@ use postgres_common::proxy::Proxy;
 use postgres_common::{
     TestTable, app, fresh_key, hour_from, live, must_live, record, send, unique_table, url,
 };
+
+/// How long a test waits for something to happen (backends to end, connections to go back,
+/// the server to be served again) before it calls the test broken: a guard against hanging,
+/// not a bound the tests assert.
+const HANG_GUARD: Duration = Duration::from_secs(30);
 
 // ---- the connections kept between calls ---------------------------------------------------------
 
@@ -76,10 +85,7 @@ async fn cut(admin: &PgPool, application: &str) -> i64 {
         if left == 0 {
             return i64::try_from(ended.iter().filter(|ended| **ended).count()).expect("a count");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the backends did not end"
-        );
+        assert!(started.elapsed() < HANG_GUARD, "the backends did not end");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -195,14 +201,13 @@ async fn more_calls_at_once_than_connections_share_them() {
     let (mut most, mut others) = (0, 0);
     while !calls.is_empty() {
         most = most.max(backends(admin, &application).await);
-        // Another user of the store's pool, while the store is busy.
-        let started = Instant::now();
+        // Another user of the store's pool, while the store is busy (it would fail after the
+        // acquire timeout).
         let one: i32 = sqlx::query_scalar("SELECT 1")
             .fetch_one(store.pool())
             .await
             .expect("the pool's other users get a connection");
         assert_eq!(one, 1);
-        assert!(started.elapsed() < PostgresStore::DEFAULT_ACQUIRE_TIMEOUT);
         others += 1;
         if let Ok(Some(call)) =
             tokio::time::timeout(Duration::from_millis(20), calls.join_next()).await
@@ -212,13 +217,15 @@ async fn more_calls_at_once_than_connections_share_them() {
     }
     assert!(most <= 3, "{most} connections on a pool of 3");
     println!("48 sessions at once on 3 connections: {most} seen at most; {others} other queries");
-    // Idle for more than a second: every connection is back in the pool.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        store.pool().num_idle(),
-        store.pool().size() as usize,
-        "an idle store keeps no connection"
-    );
+    // Idle for more than a second: every connection goes back to the pool.
+    let idle = Instant::now();
+    while store.pool().num_idle() != store.pool().size() as usize {
+        assert!(
+            idle.elapsed() < HANG_GUARD,
+            "an idle store keeps its connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Connections the server cut (`pg_terminate_backend`, as an administrator or a restart does)
@@ -308,10 +315,7 @@ async fn no_write_is_lost_when_the_server_cuts_kept_connections() {
             let started = Instant::now();
             let mut mine = 0;
             while mine < 10 {
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "a writer made no progress"
-                );
+                assert!(started.elapsed() < HANG_GUARD, "a writer made no progress");
                 let Ok(Some(Entry::Live { version, session })) = store.load(&key).await else {
                     continue;
                 };
@@ -396,13 +400,24 @@ fn closed_port_url() -> String {
     format!("postgres://postgres@127.0.0.1:{port}/test")
 }
 
-/// How long a call that fails fast may take, generously: far below any acquire timeout here.
-const FAST: Duration = Duration::from_millis(250);
+/// Whether `err` is the circuit's fast failure (the call did not try the server), as opposed
+/// to a failure to get a connection (it did).
+fn failed_fast(err: &StoreError) -> bool {
+    err.to_string().contains("failing fast")
+}
 
-/// A store whose server cannot be reached (no server needed): the first call fails with a
-/// backend error after the acquire timeout, the calls after it at once; once the window has
-/// passed, one call at a time tries again (waiting the acquire timeout) while the rest still
-/// fail at once.
+/// The backend error a call on `store` comes to (anything else fails the test).
+async fn failure(store: PostgresStore, key: sessions::store::SessionKey) -> StoreError {
+    match store.load(&key).await {
+        Err(err @ StoreError::Backend(_)) => err,
+        other => panic!("a load while the server is unreachable: {other:?}"),
+    }
+}
+
+/// A store whose server cannot be reached (no server needed): the first call tries the server
+/// and fails with a backend error (after the acquire timeout), the calls after it fail fast
+/// without trying; once the window has passed, one call at a time tries again (the probe)
+/// while the rest still fail fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_fast_after_the_first_failure() {
     let timeout = Duration::from_millis(600);
@@ -413,25 +428,13 @@ async fn an_unreachable_server_fails_fast_after_the_first_failure() {
         .expect("a lazy pool");
     let store = PostgresStore::from_pool(pool).fail_fast_for(window);
     let key = fresh_key();
-    let timed = |store: PostgresStore, key: sessions::store::SessionKey| async move {
-        let started = Instant::now();
-        let outcome = store.load(&key).await;
-        assert!(
-            matches!(outcome, Err(StoreError::Backend(_))),
-            "{outcome:?}"
-        );
-        started.elapsed()
-    };
-    let first = timed(store.clone(), key.clone()).await;
-    assert!(
-        first >= timeout / 2 && first < timeout * 3,
-        "the first failure took {first:?}"
-    );
+    let first = failure(store.clone(), key.clone()).await;
+    assert!(!failed_fast(&first), "the first call did not try: {first}");
     for _ in 0..20 {
-        let took = timed(store.clone(), key.clone()).await;
+        let err = failure(store.clone(), key.clone()).await;
         assert!(
-            took < FAST,
-            "a call while the server is known down took {took:?}"
+            failed_fast(&err),
+            "a call while the server is known down tried it: {err}"
         );
     }
     let outcome = store
@@ -448,18 +451,16 @@ async fn an_unreachable_server_fails_fast_after_the_first_failure() {
     assert!(message.contains("unreachable"), "{message}");
     tokio::time::sleep(window).await;
     let calls: Vec<_> = (0..8)
-        .map(|_| tokio::spawn(timed(store.clone(), key.clone())))
+        .map(|_| tokio::spawn(failure(store.clone(), key.clone())))
         .collect();
-    let mut slow = 0;
+    let mut tried = 0;
     for call in calls {
-        if call.await.expect("no panic") >= FAST {
-            slow += 1;
-        }
+        tried += usize::from(!failed_fast(&call.await.expect("no panic")));
     }
-    assert_eq!(slow, 1, "one probe at a time tries the server");
+    assert_eq!(tried, 1, "one probe at a time tries the server");
 }
 
-/// With failing fast turned off, every call waits the acquire timeout.
+/// With failing fast turned off, every call tries the server (and waits the acquire timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_fast_can_be_turned_off() {
     let timeout = Duration::from_millis(300);
@@ -469,56 +470,70 @@ async fn failing_fast_can_be_turned_off() {
         .expect("a lazy pool");
     let store = PostgresStore::from_pool(pool).fail_fast_for(Duration::ZERO);
     for _ in 0..2 {
-        let started = Instant::now();
-        assert!(matches!(
-            store.load(&fresh_key()).await,
-            Err(StoreError::Backend(_))
-        ));
-        assert!(
-            started.elapsed() >= timeout / 2,
-            "failed fast: {:?}",
-            started.elapsed()
-        );
+        let err = failure(store.clone(), fresh_key()).await;
+        assert!(!failed_fast(&err), "failed fast: {err}");
     }
 }
 
-/// `connect_with` gives up after the acquire timeout it was given, and `connect` after the
-/// default one.
+/// `connect_with` gives up when the acquire timeout it was given fires, and `connect` when the
+/// default one does (rather than retrying the refused port for ever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_a_closed_port_fails_within_the_acquire_timeout() {
     let url = closed_port_url();
     let short = Duration::from_millis(500);
     let options = PostgresStore::pool_options().acquire_timeout(short);
-    fails_within(short, PostgresStore::connect_with(&url, options)).await;
-    fails_within(
-        PostgresStore::DEFAULT_ACQUIRE_TIMEOUT,
-        PostgresStore::connect(&url),
-    )
-    .await;
+    gives_up(PostgresStore::connect_with(&url, options)).await;
+    gives_up(PostgresStore::connect(&url)).await;
 }
 
-/// `connect` fails with a backend error, within three times `timeout`.
-async fn fails_within(
-    timeout: Duration,
-    connect: impl Future<Output = Result<PostgresStore, StoreError>>,
+/// `connect` fails with a backend error, the pool's timeout (the guard only stops a hang).
+async fn gives_up(connect: impl Future<Output = Result<PostgresStore, StoreError>>) {
+    let outcome = tokio::time::timeout(HANG_GUARD, connect)
+        .await
+        .expect("connecting gave up");
+    match outcome {
+        Err(StoreError::Backend(err)) => {
+            assert!(err.to_string().contains("timed out"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Everything `tracing` prints on this thread while the guard lives (the app test runs on one
+/// thread): how a request's failure is told apart without timing it.
+fn capture_logs() -> (
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
 ) {
-    let started = Instant::now();
-    let outcome = connect.await;
-    assert!(
-        matches!(outcome, Err(StoreError::Backend(_))),
-        "{outcome:?}"
-    );
-    assert!(
-        started.elapsed() < timeout * 3,
-        "took {:?}",
-        started.elapsed()
-    );
+    #[derive(Clone)]
+    struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = Writer(buffer.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
 }
 
 /// The server goes away under a running app: requests that need the session get a 503 that
-/// says why, after the first ones at once; the sweeper keeps running; when the server is back,
-/// the same app serves the same sessions again without a restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// says why — after the first, without trying the server (the log says it failed fast); the
+/// sweeper keeps running; when the server is back, the same app serves the same sessions
+/// again without a restart.
+#[tokio::test]
 async fn the_app_survives_the_server_going_away() {
     let Some(table) = TestTable::migrated().await else {
         return;
@@ -542,10 +557,11 @@ async fn the_app_survives_the_server_going_away() {
     let cookie = reply.cookie.expect("a new session sets its cookie");
     assert_eq!(send(&app, "/visit", Some(&cookie)).await.body, "2");
 
+    let (logs, guard) = capture_logs();
     proxy.down();
-    let started = Instant::now();
-    let mut slow = 0;
+    let mut tried = 0;
     for _ in 0..10 {
+        let seen = logs.lock().expect("log lock").len();
         let reply = send(&app, "/visit", Some(&cookie)).await;
         assert_eq!(
             reply.status,
@@ -558,14 +574,18 @@ async fn the_app_survives_the_server_going_away() {
             "says what failed: {}",
             reply.body
         );
-        assert!(reply.took < timeout * 3, "a 503 took {:?}", reply.took);
-        slow += usize::from(reply.took >= FAST);
+        let logged = String::from_utf8_lossy(&logs.lock().expect("log lock")[seen..]).into_owned();
+        // The layer's line of this request (the sweeper logs its own failures meanwhile).
+        let rejection: Vec<&str> = logged
+            .lines()
+            .filter(|line| line.contains("session rejection"))
+            .collect();
+        assert_eq!(rejection.len(), 1, "one rejection per request: {logged}");
+        tried += usize::from(!rejection[0].contains("failing fast"));
     }
-    assert!(slow <= 1, "{slow} of 10 requests waited for their 503");
-    println!(
-        "server down: 10 requests answered 503 in {:?}, {slow} of them slowly",
-        started.elapsed()
-    );
+    drop(guard);
+    assert!(tried <= 1, "{tried} of 10 requests tried the server");
+    println!("server down: 10 requests answered 503, {tried} of them after trying the server");
     let new_visitor = send(&app, "/visit", None).await;
     assert_eq!(new_visitor.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
@@ -581,7 +601,7 @@ async fn the_app_survives_the_server_going_away() {
     let back = Instant::now();
     let reply = loop {
         let reply = send(&app, "/visit", Some(&cookie)).await;
-        if reply.status == StatusCode::OK || back.elapsed() > window + timeout * 4 {
+        if reply.status == StatusCode::OK || back.elapsed() > HANG_GUARD {
             break reply;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

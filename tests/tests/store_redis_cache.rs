@@ -1,6 +1,13 @@
 //! `RedisStore::local_cache`: coherent across app instances (two stores, each with its own
 //! connection and cache, as two processes have), stale entries that only make a save retry,
 //! the cache dropped with the connection, and bounded memory.
+//!
+//! What the cache promises about staleness (issue 20, defect 9): a load on one instance returns
+//! the entry as it was before a write through another instance until that write's invalidation
+//! has reached it — a window of time (the push's trip from the server, and this process getting
+//! to read it), not a number of changes: every write in that window is missed. The tests wait
+//! for the invalidation itself (the cache forgets the entry), never for a length of time;
+//! `stale_window_under_load` (ignored: it measures) gives the window's size.
 #![allow(clippy::unwrap_used)]
 
 mod redis_common;
@@ -27,24 +34,20 @@ async fn cached(url: &str, guard: &PrefixGuard, capacity: usize) -> RedisStore {
     store(url, guard).await.local_cache(capacity).await.unwrap()
 }
 
-/// Polls `load` until it gives what `done` wants, for at most a second; how long it took.
-async fn until_seen(
-    store: &RedisStore,
-    key: &SessionKey,
-    done: impl Fn(&Option<Entry>) -> bool,
-) -> Duration {
+/// How long a test waits for something the server pushes (an invalidation, a disconnection)
+/// before it calls the test broken: a guard against hanging, far above any delay measured
+/// here — not a bound the tests assert.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Waits until `store`'s cache holds `count` sessions (an invalidation or a disconnection has
+/// reached it); how long that took.
+async fn until_cached(store: &RedisStore, count: usize, what: &str) -> Duration {
     let started = Instant::now();
-    loop {
-        let entry = store.load(key).await.unwrap();
-        if done(&entry) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "not seen within a second: {entry:?}"
-        );
-        tokio::task::yield_now().await;
+    while store.cached_sessions() != count {
+        assert!(started.elapsed() < HANG_GUARD, "{what}: never happened");
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
+    started.elapsed()
 }
 
 fn version(entry: &Option<Entry>) -> Option<u64> {
@@ -52,7 +55,8 @@ fn version(entry: &Option<Entry>) -> Option<u64> {
 }
 
 /// Two instances: a write and a logout through one are seen by the next load through the other
-/// once the invalidation has arrived; each serves repeated loads from memory.
+/// once the invalidation has arrived (the other's cache forgets the entry); each serves
+/// repeated loads from memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_or_a_logout_through_one_instance_reaches_the_other() {
     let Some(url) = redis_url() else { return };
@@ -97,15 +101,19 @@ async fn a_write_or_a_logout_through_one_instance_reaches_the_other() {
         );
         // The writer keeps what it wrote: its next load is from memory and current.
         assert_eq!(version(&writer.load(&key).await.unwrap()), Some(v + 1));
-        waits.push(until_seen(reader, &key, |e| version(e) == Some(v + 1)).await);
+        // The reader: once the invalidation is in, its next load is the write.
+        waits.push(until_cached(reader, 0, "the invalidation of a write").await);
+        assert_eq!(version(&reader.load(&key).await.unwrap()), Some(v + 1));
+        assert_eq!(reader.cached_sessions(), 1, "kept after a read");
     }
     // A logout through one: the other's next load finds nothing, once told.
     let v = a.load(&key).await.unwrap().unwrap().version();
     assert!(a.swap(&key, Some(v), None).await.unwrap());
-    waits.push(until_seen(&b, &key, Option::is_none).await);
+    waits.push(until_cached(&b, 0, "the invalidation of a logout").await);
+    assert!(b.load(&key).await.unwrap().is_none());
     waits.sort();
     println!(
-        "a write through one instance seen by the other's next load after: median {:?}, max {:?} (from the writer's acknowledgement)",
+        "a write through one instance reached the other's cache after: median {:?}, max {:?} (from the writer's acknowledgement)",
         waits[waits.len() / 2],
         waits[waits.len() - 1]
     );
@@ -198,37 +206,37 @@ async fn concurrent_requests_of_one_user_on_two_instances_lose_no_write() {
     for task in tasks {
         task.await.unwrap();
     }
-    // `a` started at 1 from the first request.
-    let expected = format!("{} {}", N + 1, N);
-    let started = Instant::now();
-    for app in [&one, &two] {
-        loop {
-            let (_, body, _) = send(app, "/read", Some(&cookie)).await;
-            if body == expected {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "read {body}, want {expected}"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
+    // Every increment is stored (`a` started at 1 from the first request): read on the server.
+    let id = cookie.split_once('=').map(|(_, id)| id).unwrap();
+    let key = sessions::SessionId::parse(id).unwrap().key();
+    let mut server = plain_connection(&url).await;
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(store_a.redis_key(&key))
+        .query_async(&mut server)
+        .await
+        .unwrap();
+    let Ok(Entry::Live { session, .. }) = sessions::store::blob::decode_at(&key, stored.into())
+    else {
+        panic!("the session is stored")
+    };
+    let pair = session.record.slot("pair").unwrap();
+    let field = |name: &str| {
+        Format::Json
+            .decode::<u64>(pair.field(name).unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        (field("a"), field("b")),
+        (N + 1, N),
+        "an increment was lost"
+    );
+    // A logout through one instance: once the other is told, its next request is a fresh
+    // session.
     let (status, _, _) = send(&two, "/logout", Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
-    let started = Instant::now();
-    loop {
-        // Read-only: a fresh session that writes nothing.
-        let (_, body, _) = send(&one, "/read", Some(&cookie)).await;
-        if body == "0 0" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "after the logout: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until_cached(&store_a, 0, "the invalidation of the logout").await;
+    let (_, body, _) = send(&one, "/read", Some(&cookie)).await;
+    assert_eq!(body, "0 0", "after the logout");
     let (_, body, _) = send(&one, "/a", Some(&cookie)).await;
     assert_eq!(body, "1", "a write after the logout starts a fresh session");
 }
@@ -391,15 +399,8 @@ async fn the_cache_goes_with_the_connection() {
         .await
         .unwrap();
     assert!(killed >= 1);
-    let started = Instant::now();
-    while store.cached_sessions() != 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the cache outlived its connection"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    println!("cache dropped {:?} after CLIENT KILL", started.elapsed());
+    let took = until_cached(&store, 0, "the cache dropped with its connection").await;
+    println!("cache dropped {took:?} after CLIENT KILL");
     // Written by someone else while we were not tracking: the next load reads the server.
     let other = live(
         record(vec![slot("c", 1, Format::Json, &[("n", b"2")])]),
@@ -423,20 +424,14 @@ async fn the_cache_goes_with_the_connection() {
         .query_async::<()>(&mut admin)
         .await
         .unwrap();
-    until_seen(&store, &key, |e| e.as_ref() == Some(&third)).await;
+    until_cached(&store, 0, "the invalidation of another client's write").await;
+    assert_eq!(store.load(&key).await.unwrap(), Some(third.clone()));
     assert_eq!(store.cached_sessions(), 1);
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut admin)
         .await
         .unwrap();
-    let started = Instant::now();
-    while store.cached_sessions() != 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "FLUSHALL did not empty the cache"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_cached(&store, 0, "FLUSHALL emptying the cache").await;
     assert!(store.load(&key).await.unwrap().is_none());
 }
 
@@ -450,5 +445,164 @@ async fn a_cache_needs_a_connection_the_store_makes() {
     assert!(
         matches!(result, Err(sessions::error::StoreError::Unsupported(_))),
         "{result:?}"
+    );
+}
+
+/// Runs `tasks` busy tasks, each writing a session of its own through `a` and reading it
+/// through `b` in a loop, until `stop` is set: the load the window is measured under.
+fn busy(
+    a: &RedisStore,
+    b: &RedisStore,
+    tasks: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..tasks)
+        .map(|_| {
+            let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+            tokio::spawn(async move {
+                let key = fresh_key();
+                let mut entry = live(record(vec![slot("c", 1, Format::Json, &[])]), 600);
+                assert!(a.swap(&key, None, Some(entry.clone())).await.unwrap());
+                let mut done = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Entry::Live { version, session } = entry else {
+                        unreachable!()
+                    };
+                    entry = Entry::Live {
+                        version: version + 1,
+                        session,
+                    };
+                    assert!(
+                        a.swap(&key, Some(version), Some(entry.clone()))
+                            .await
+                            .unwrap()
+                    );
+                    b.load(&key).await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+/// Issue 20, defect 9: the local cache's stale window, measured on two instances (two stores,
+/// each with its own connection and cache) on one host, under load (busy tasks writing other
+/// sessions through one instance and reading them through the other meanwhile):
+///
+/// 1. the window: from a write's acknowledgement through one instance until the other's cache
+///    has its invalidation (its next load is the write), 500 times;
+/// 2. what a read can miss: one instance writes one session as fast as it can, the other reads
+///    it as fast as it can, for two seconds; for each read, how many acknowledged writes it did
+///    not show.
+///
+/// Not run by default (it measures; its figures are in the README):
+/// `SESSIONS_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -p sessions-tests --test
+/// store_redis_cache -- --ignored --nocapture stale_window_under_load`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it by name"]
+async fn stale_window_under_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let Some(url) = redis_url() else { return };
+    let guard = PrefixGuard::new(&url, "window");
+    let (a, b) = (
+        cached(&url, &guard, 100_000).await,
+        cached(&url, &guard, 100_000).await,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = busy(&a, &b, 16, &stop);
+
+    // 1. The window.
+    let key = fresh_key();
+    let mut entry = live(record(vec![slot("c", 1, Format::Json, &[])]), 600);
+    assert!(a.swap(&key, None, Some(entry.clone())).await.unwrap());
+    let mut windows = Vec::new();
+    for _ in 0..500 {
+        // `b` holds the current entry.
+        while version(&b.load(&key).await.unwrap()) != Some(entry.version()) {}
+        let Entry::Live {
+            version: was,
+            session,
+        } = entry
+        else {
+            unreachable!()
+        };
+        entry = Entry::Live {
+            version: was + 1,
+            session,
+        };
+        assert!(a.swap(&key, Some(was), Some(entry.clone())).await.unwrap());
+        let acknowledged = Instant::now();
+        while version(&b.load(&key).await.unwrap()) != Some(was + 1) {
+            tokio::task::yield_now().await;
+        }
+        windows.push(acknowledged.elapsed());
+    }
+    windows.sort();
+    let at = |share: f64| windows[((windows.len() - 1) as f64 * share) as usize];
+
+    // 2. What a read misses while another instance writes.
+    let hot = fresh_key();
+    let first = live(record(vec![slot("c", 1, Format::Json, &[])]), 600);
+    assert!(a.swap(&hot, None, Some(first.clone())).await.unwrap());
+    let acknowledged = Arc::new(AtomicU64::new(1));
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (a, hot, acknowledged, done) =
+            (a.clone(), hot.clone(), acknowledged.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut entry = first;
+            while !done.load(Ordering::Relaxed) {
+                let Entry::Live { version, session } = entry else {
+                    unreachable!()
+                };
+                entry = Entry::Live {
+                    version: version + 1,
+                    session,
+                };
+                assert!(
+                    a.swap(&hot, Some(version), Some(entry.clone()))
+                        .await
+                        .unwrap()
+                );
+                acknowledged.store(version + 1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut missed: Vec<u64> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let before = acknowledged.load(Ordering::SeqCst);
+        let read = version(&b.load(&hot).await.unwrap()).unwrap_or(0);
+        missed.push(before.saturating_sub(read));
+    }
+    done.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let mut busy_ops = 0;
+    for task in background {
+        busy_ops += task.await.unwrap();
+    }
+    let writes = acknowledged.load(Ordering::SeqCst);
+    let stale = missed.iter().filter(|&&m| m > 0).count();
+    missed.sort_unstable();
+    println!(
+        "stale window (acknowledged write through one instance -> the other's next load shows it), \
+         500 writes, 16 busy tasks alongside ({busy_ops} busy write+read pairs): \
+         median {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+    println!(
+        "one instance writing one session flat out ({writes} writes in 2 s), the other reading it: \
+         {} reads, {stale} of them stale; writes missed by a read: median {}, p99 {}, max {}",
+        missed.len(),
+        missed[missed.len() / 2],
+        missed[(missed.len() - 1) * 99 / 100],
+        missed[missed.len() - 1]
     );
 }

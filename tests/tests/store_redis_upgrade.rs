@@ -253,7 +253,7 @@ async fn a_broken_slot_of_an_old_session_loses_only_that_slot() {
         "the broken slot is dropped"
     );
     let prefs = session.record.slot("prefs").expect("the other slot stays");
-    assert_eq!(prefs.field("dark").map(|b| &b[..]), Some(&b"true"[..]));
+    assert_eq!(prefs.field("dark"), Some(&b"true"[..]));
     assert_eq!(prefs.revision(), 4);
     for broken in [
         vec![("c", "1000"), ("s", "")],                            // no end

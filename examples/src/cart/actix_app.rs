@@ -15,7 +15,7 @@ use sessions::{SessionLayer, SessionRejection};
 
 use super::model::{Account, Cart, Flash};
 use super::shop::{CouponForm, LoginForm, RevokeForm, SkuForm};
-use super::{AppState, Reply, api, shop};
+use super::{AppState, Reply, api, ops, shop};
 
 /// The shop on actix-web: every route, wrapped in `layer`.
 pub fn app(
@@ -70,7 +70,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::post().to(api_revoke_others),
         )
         .route("/api/sessions/{reference}", web::delete().to(api_revoke))
-        .route("/api/migrations", web::get().to(api_migrations));
+        .route("/api/migrations", web::get().to(api_migrations))
+        .route(
+            "/metrics",
+            web::get().to(|app: web::Data<AppState>| async move { ops::metrics(&app) }),
+        );
 }
 
 impl Responder for Reply {

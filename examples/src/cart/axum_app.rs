@@ -9,7 +9,7 @@ use sessions::{SessionLayer, SessionRejection};
 
 use super::model::{Account, Cart, Flash};
 use super::shop::{CouponForm, LoginForm, RevokeForm, SkuForm};
-use super::{AppState, Reply, api, shop};
+use super::{AppState, Reply, api, ops, shop};
 
 /// The shop on axum: every route, wrapped in `layer`.
 pub fn app(state: AppState, layer: SessionLayer) -> Router {
@@ -35,6 +35,10 @@ pub fn app(state: AppState, layer: SessionLayer) -> Router {
         .route("/api/sessions/{reference}", delete(api_revoke))
         .route("/api/sessions/revoke-others", post(api_revoke_others))
         .route("/api/migrations", get(api_migrations))
+        .route(
+            "/metrics",
+            get(|State(app): State<AppState>| async move { ops::metrics(&app) }),
+        )
         .with_state(state)
         .layer(layer)
 }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod axum_app;
 pub mod cli;
 pub mod model;
+pub mod ops;
 pub mod page;
 pub mod shop;
 pub mod stores;
@@ -38,6 +39,9 @@ pub struct AppState {
     /// Where the sessions are, for people (no passwords).
     pub store: Arc<str>,
     pub framework: Framework,
+    /// The Prometheus recorder, when the app installed one (the `cart` binary does): `/metrics`
+    /// and the panel's counters.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -46,7 +50,14 @@ impl AppState {
             layer,
             store: store.into(),
             framework,
+            metrics: None,
         }
+    }
+
+    /// Serves the metrics `handle` records (see [`ops::install_recorder`]).
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 }
 
@@ -61,6 +72,8 @@ pub enum Reply {
     Json(StatusCode, String),
     /// `204 No Content`.
     NoContent,
+    /// Metrics in the Prometheus text format (`GET /metrics`).
+    Metrics(String),
 }
 
 impl Reply {
@@ -112,6 +125,11 @@ impl Reply {
             ),
             Reply::Json(status, body) => (status, Some(("content-type", "application/json")), body),
             Reply::NoContent => (StatusCode::NO_CONTENT, None, String::new()),
+            Reply::Metrics(body) => (
+                StatusCode::OK,
+                Some(("content-type", "text/plain; version=0.0.4; charset=utf-8")),
+                body,
+            ),
         }
     }
 }

@@ -22,6 +22,11 @@ pub struct PageView<'a> {
     pub framework: &'a str,
     /// How long until the session ends, when one is stored.
     pub remaining: Option<Duration>,
+    /// The session's CSRF token (`sessions::csrf::CsrfToken`), in every form; none before the
+    /// visitor has a session.
+    pub csrf: Option<&'a str>,
+    /// The counters and the census (`ops.rs`), when there are any.
+    pub operations: Option<&'a super::ops::Operations>,
 }
 
 /// What "Your sessions" shows.
@@ -32,6 +37,9 @@ pub struct SessionsView<'a> {
     pub store: &'a str,
     /// The time the page is rendered at: times are shown relative to it.
     pub now: SystemTime,
+    /// The session's CSRF token (`sessions::csrf::CsrfToken`), in every form; none before the
+    /// visitor has a session.
+    pub csrf: Option<&'a str>,
 }
 
 /// The signed-in user's sessions, or why there is no list.
@@ -89,7 +97,8 @@ code{background:#eef1f6;padding:1px 5px;border-radius:4px;font-size:12px}
 /// The whole page.
 pub fn render(view: &PageView<'_>) -> String {
     let mut html = head("Cart shop: typed sessions");
-    header(&mut html, view.user);
+    let token = token_field(view.csrf);
+    header(&mut html, view.user, &token);
     if let Some(from) = view.migrated_from {
         let _ = write!(
             html,
@@ -99,8 +108,8 @@ pub fn render(view: &PageView<'_>) -> String {
     }
     notice(&mut html, view.notice.as_ref());
     html.push_str("<main>");
-    catalogue(&mut html);
-    cart(&mut html, view.cart);
+    catalogue(&mut html, &token);
+    cart(&mut html, view.cart, &token);
     session_panel(&mut html, view);
     html.push_str("</main></body></html>");
     html
@@ -109,7 +118,8 @@ pub fn render(view: &PageView<'_>) -> String {
 /// "Your sessions": where the user is signed in, with a sign-out button for each other session.
 pub fn render_sessions(view: &SessionsView<'_>) -> String {
     let mut html = head("Your sessions: cart shop");
-    header(&mut html, view.user);
+    let token = token_field(view.csrf);
+    header(&mut html, view.user, &token);
     notice(&mut html, view.notice.as_ref());
     html.push_str("<main><section class=\"wide\" id=\"sessions\"><h2>Your sessions</h2>");
     match &view.listing {
@@ -125,7 +135,7 @@ pub fn render_sessions(view: &SessionsView<'_>) -> String {
                 escape(view.store)
             );
         }
-        Listing::Sessions(list) => sessions_table(&mut html, list, view.now),
+        Listing::Sessions(list) => sessions_table(&mut html, list, view.now, &token),
     }
     html.push_str(
         "<p class=\"muted\"><a href=\"/\">Back to the shop</a></p></section></main></body></html>",
@@ -133,7 +143,21 @@ pub fn render_sessions(view: &SessionsView<'_>) -> String {
     html
 }
 
-fn sessions_table(html: &mut String, list: &[OwnedSession], now: SystemTime) {
+/// The hidden field that carries the session's CSRF token (nothing before the visitor has a
+/// session): every form here posts, and the session layer refuses a post from another site's
+/// page unless it carries a valid one (with `Csrf::default()`, a browser that says where a
+/// request comes from is enough; the token is the second line, and what
+/// `Csrf::default().require_token()` asks of every post).
+fn token_field(token: Option<&str>) -> String {
+    token.map_or_else(String::new, |token| {
+        format!(
+            "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
+            escape(token)
+        )
+    })
+}
+
+fn sessions_table(html: &mut String, list: &[OwnedSession], now: SystemTime, token: &str) {
     html.push_str(
         "<p class=\"muted\">Every browser signed in as you. Sign out one you do not recognise; its next \
          page view finds itself signed out.</p><table id=\"session-list\"><thead><tr><th>Browser</th>\
@@ -164,7 +188,7 @@ fn sessions_table(html: &mut String, list: &[OwnedSession], now: SystemTime) {
         if !session.current {
             let _ = write!(
                 html,
-                "<form method=\"post\" action=\"/sessions/revoke\"><input type=\"hidden\" name=\"reference\" \
+                "<form method=\"post\" action=\"/sessions/revoke\">{token}<input type=\"hidden\" name=\"reference\" \
                  value=\"{reference}\"><button class=\"quiet revoke\">Sign out</button></form>",
                 reference = escape(&session.reference)
             );
@@ -173,8 +197,9 @@ fn sessions_table(html: &mut String, list: &[OwnedSession], now: SystemTime) {
     }
     html.push_str("</tbody></table>");
     if list.iter().any(|s| !s.current) {
-        html.push_str(
-            "<form method=\"post\" action=\"/sessions/revoke-others\" style=\"margin-top:12px\">\
+        let _ = write!(
+            html,
+            "<form method=\"post\" action=\"/sessions/revoke-others\" style=\"margin-top:12px\">{token}\
              <button id=\"revoke-others\">Sign out all other devices</button></form>",
         );
     }
@@ -249,7 +274,7 @@ fn head(title: &str) -> String {
     html
 }
 
-fn header(html: &mut String, user: Option<&str>) {
+fn header(html: &mut String, user: Option<&str>, token: &str) {
     html.push_str(
         "<header><h1><a href=\"/\">Cart shop</a><small>typed, versioned sessions</small></h1><div>",
     );
@@ -258,16 +283,19 @@ fn header(html: &mut String, user: Option<&str>) {
             let _ = write!(
                 html,
                 "<a id=\"your-sessions\" href=\"/sessions\">Your sessions</a>\
-                 <form method=\"post\" action=\"/logout\">Signed in as&nbsp;<strong id=\"user\">{}</strong>\
+                 <form method=\"post\" action=\"/logout\">{token}Signed in as&nbsp;<strong id=\"user\">{}</strong>\
                  <button id=\"logout\" class=\"quiet\">Log out</button></form>",
                 escape(user)
             );
         }
-        None => html.push_str(
-            "<form method=\"post\" action=\"/login\">\
-             <input id=\"login-user\" name=\"user\" placeholder=\"your name\" required maxlength=\"40\">\
-             <button id=\"login\" class=\"quiet\">Log in</button></form>",
-        ),
+        None => {
+            let _ = write!(
+                html,
+                "<form method=\"post\" action=\"/login\">{token}\
+                 <input id=\"login-user\" name=\"user\" placeholder=\"your name\" required maxlength=\"40\">\
+                 <button id=\"login\" class=\"quiet\">Log in</button></form>",
+            );
+        }
     }
     html.push_str("</div></header>");
 }
@@ -283,13 +311,13 @@ fn notice(html: &mut String, notice: Option<&Notice>) {
     }
 }
 
-fn catalogue(html: &mut String) {
+fn catalogue(html: &mut String, token: &str) {
     html.push_str("<section><h2>Catalogue</h2><table id=\"catalogue\"><thead><tr><th>Product</th><th class=\"num\">Price</th><th></th></tr></thead><tbody>");
     for product in CATALOGUE {
         let _ = write!(
             html,
             "<tr><td>{name}</td><td class=\"num\">{price}</td><td class=\"num\">\
-             <form method=\"post\" action=\"/cart/add\"><input type=\"hidden\" name=\"sku\" value=\"{sku}\">\
+             <form method=\"post\" action=\"/cart/add\">{token}<input type=\"hidden\" name=\"sku\" value=\"{sku}\">\
              <button id=\"add-{sku}\">Add</button></form></td></tr>",
             name = escape(product.name),
             price = money(product.price_cents),
@@ -309,7 +337,7 @@ fn catalogue(html: &mut String) {
     html.push_str("</p></section>");
 }
 
-fn cart(html: &mut String, cart: &Cart) {
+fn cart(html: &mut String, cart: &Cart, token: &str) {
     html.push_str("<section id=\"cart\"><h2>Your cart</h2>");
     if cart.lines.is_empty() {
         html.push_str("<p class=\"empty\" id=\"cart-empty\">Your cart is empty.</p>");
@@ -321,7 +349,7 @@ fn cart(html: &mut String, cart: &Cart) {
                 html,
                 "<tr class=\"line\" data-sku=\"{sku}\" data-qty=\"{qty}\"><td>{name}</td><td class=\"num\">{qty}</td>\
                  <td class=\"num\">{each}</td><td class=\"num\">{total}</td><td class=\"num\">\
-                 <form method=\"post\" action=\"/cart/remove\"><input type=\"hidden\" name=\"sku\" value=\"{sku}\">\
+                 <form method=\"post\" action=\"/cart/remove\">{token}<input type=\"hidden\" name=\"sku\" value=\"{sku}\">\
                  <button id=\"remove-{sku}\" class=\"quiet\">Remove</button></form></td></tr>",
                 sku = escape(&line.sku),
                 qty = line.qty,
@@ -350,17 +378,19 @@ fn cart(html: &mut String, cart: &Cart) {
             money(totals.total_cents)
         );
     }
-    match &cart.coupon {
-        Some(_) => html.push_str(
-            "<form method=\"post\" action=\"/coupon/remove\" style=\"margin-top:12px\">\
+    let _ = match &cart.coupon {
+        Some(_) => write!(
+            html,
+            "<form method=\"post\" action=\"/coupon/remove\" style=\"margin-top:12px\">{token}\
              <button id=\"remove-coupon\" class=\"quiet\">Remove coupon</button></form>",
         ),
-        None => html.push_str(
-            "<form method=\"post\" action=\"/coupon\" style=\"margin-top:12px\">\
+        None => write!(
+            html,
+            "<form method=\"post\" action=\"/coupon\" style=\"margin-top:12px\">{token}\
              <input id=\"coupon-code\" name=\"code\" placeholder=\"coupon code\" required maxlength=\"40\"> \
              <button id=\"apply-coupon\">Apply</button></form>",
         ),
-    }
+    };
     html.push_str("</section>");
 }
 
@@ -400,7 +430,11 @@ fn session_panel(html: &mut String, view: &PageView<'_>) {
             count.count
         );
     }
-    html.push_str("</tbody></table><p class=\"muted\">The same as JSON: <a href=\"/api/cart\">/api/cart</a>, \
+    html.push_str("</tbody></table>");
+    if let Some(operations) = view.operations {
+        super::ops::render(html, operations);
+    }
+    html.push_str("<p class=\"muted\">The same as JSON: <a href=\"/api/cart\">/api/cart</a>, \
                    <a href=\"/api/migrations\">/api/migrations</a>, <a href=\"/api/catalogue\">/api/catalogue</a>.</p></section>");
 }
 
@@ -472,8 +506,67 @@ mod tests {
             store: "memory",
             framework: "axum",
             remaining: None,
+            csrf: Some("token"),
+            operations: None,
         });
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    /// The shop page signed in or not, with a cart and a coupon or without, and the header of
+    /// "Your sessions".
+    fn every_page(csrf: Option<&str>) -> Vec<String> {
+        let mut full = Cart::default();
+        full.lines.push(super::super::model::Line {
+            sku: "tea".into(),
+            qty: 1,
+            unit_cents: 450,
+        });
+        full.coupon = Some("WELCOME10".into());
+        let mut pages = Vec::new();
+        for cart in [Cart::default(), full] {
+            for user in [None, Some("ada")] {
+                pages.push(render(&PageView {
+                    cart: &cart,
+                    user,
+                    notice: None,
+                    migrated_from: None,
+                    migrations: &[],
+                    store: "memory",
+                    framework: "axum",
+                    remaining: None,
+                    csrf,
+                    operations: None,
+                }));
+            }
+        }
+        // (The list's own forms need sessions of a store: the browser test checks them.)
+        pages.push(render_sessions(&SessionsView {
+            user: Some("ada"),
+            notice: None,
+            listing: Listing::Unsupported,
+            store: "memory",
+            now: SystemTime::now(),
+            csrf,
+        }));
+        pages
+    }
+
+    #[test]
+    fn every_form_carries_the_csrf_token() {
+        let field = "<input type=\"hidden\" name=\"csrf_token\" value=\"t0k&lt;n\">";
+        let mut forms = 0;
+        for html in every_page(Some("t0k<n")) {
+            for form in html.split("<form").skip(1) {
+                let form = &form[..form.find("</form>").expect("a closed form")];
+                assert!(form.contains(field), "a form without the token: {form}");
+                forms += 1;
+            }
+        }
+        assert!(forms >= 20, "the pages have forms: {forms}");
+        // Before the visitor has a session: no empty field either.
+        for html in every_page(None) {
+            assert!(!html.contains("csrf_token"));
+        }
     }
 }

@@ -2,12 +2,17 @@
 //! redirect back (post/redirect/get), with a one-shot `Flash` message in the session.
 //!
 //! Each handler is a plain `async fn` of what the extractors gave; `axum_app` and `actix_app`
-//! extract and call it. Every form posts to this origin; the session cookie is
-//! `SameSite=Lax`, so a form on another site cannot post with it.
+//! extract and call it. Every form posts to this origin and, once the visitor has a session,
+//! carries its CSRF token (`sessions::csrf::CsrfToken`, a hidden `csrf_token` field). The
+//! session layer refuses (403) a post that a page of another site made a browser send, before
+//! any handler runs (`Csrf::default()`: `Sec-Fetch-Site`, else `Origin`); a valid token lets a
+//! post through, and the login's `cycle_id()` makes the tokens of the pages rendered before it
+//! worthless.
 
 use std::time::SystemTime;
 
 use serde::Deserialize;
+use sessions::csrf::CsrfToken;
 use sessions::prelude::*;
 use sessions::{OwnedSession, SessionRejection};
 
@@ -37,6 +42,8 @@ pub async fn page(
         .map(|deadline| deadline.remaining(SystemTime::now()));
     let user = account.as_ref().and_then(|a| a.user().clone());
     let migrations = app.layer.migration_counts();
+    let csrf = csrf_token(session).await?;
+    let operations = super::ops::Operations::now(app).await;
     Ok(Reply::Html(render(&PageView {
         cart: cart.value(),
         user: user.as_deref(),
@@ -46,6 +53,8 @@ pub async fn page(
         store: &app.store,
         framework: app.framework.name(),
         remaining,
+        csrf: csrf.as_deref(),
+        operations: Some(&operations),
     })))
 }
 
@@ -68,13 +77,29 @@ pub async fn sessions(
             Err(err) => return Err(err),
         },
     };
+    let csrf = csrf_token(session).await?;
     Ok(Reply::Html(render_sessions(&SessionsView {
         user: user.as_deref(),
         notice,
         listing,
         store: &app.store,
         now: SystemTime::now(),
+        csrf: csrf.as_deref(),
     })))
+}
+
+/// The session's CSRF token for the page's forms, once there is a session to bind it to.
+/// Rendering one draws the session's secret, and a new session would be stored to keep it: a
+/// first visit (or a crawler) that changes nothing would then store a session. So a visitor
+/// without a session gets forms without a token; their posts come from this origin, which the
+/// layer's tokenless check lets through, and the first one that changes something stores the
+/// session. (With `Csrf::default().require_token()` every form needs the token: render it
+/// always.)
+async fn csrf_token(session: &SessionHandle) -> Result<Option<String>, SessionRejection> {
+    if !session.is_stored().await? {
+        return Ok(None);
+    }
+    Ok(Some(CsrfToken::of(session).await?.to_string()))
 }
 
 /// The flash message, if one is stored; it is removed, so it shows once.

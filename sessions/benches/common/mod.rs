@@ -418,6 +418,21 @@ pub(crate) async fn sessions_sqlite(dir: &TempDir, name: &str, format: Format) -
     app_sessions(sessions_layer(store, format))
 }
 
+/// [`sessions_sqlite`] with the store wrapped in `Encrypted` (one key).
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sessions_sqlite_encrypted(dir: &TempDir, name: &str, format: Format) -> Router {
+    let store = SqliteStore::open(dir.0.join(name))
+        .await
+        .expect("open the SQLite file");
+    store.migrate().await.expect("create the tables");
+    app_sessions(sessions_layer(encrypted(store), format))
+}
+
+/// `store` wrapped in `Encrypted`, with a fixed bench key.
+pub(crate) fn encrypted<S: SessionStore>(store: S) -> sessions::store::Encrypted<S> {
+    sessions::store::Encrypted::new(store, [Key::from_bytes(1, [0x5E; 32])]).expect("one key")
+}
+
 /// tower-sessions-sqlx-store's `SqliteStore` on a new file in `dir`, with the pool set up as
 /// `SqliteStore::open` sets up its own: WAL, synchronous=NORMAL, a 5 s busy timeout.
 #[cfg(feature = "sqlite")]

@@ -1,66 +1,26 @@
-//! [`SessionLayer`]: the builder of a session configuration, and the tower middleware that
-//! wraps it around a service. The request's session itself (`crate::session`) knows no
-//! framework; this file only reads a request's headers into it and writes its outcome into the
-//! response.
+//! [`SessionLayer`]: the builder of a session configuration. The adapters (`tower.rs`,
+//! `actix.rs`) wrap it around an app; the request's session (`crate::session`) does the work.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use http::{HeaderName, Request, Response, header::COOKIE};
+use http::{HeaderName, Response};
+
+mod backend;
+mod outside;
+
+pub use backend::{BackendBox, IntoBackend};
 
 use crate::codec::Format;
 use crate::cookie::CookieConfig;
+use crate::csrf::Csrf;
 use crate::errors::RegistryError;
+use crate::events::SessionEvent;
 use crate::expiry::{Clock, Expiry, SystemClock};
-use crate::registry::{MigrationCount, Registry};
+use crate::registry::Registry;
 use crate::schema::Session;
-use crate::session::{
-    Backend, Config, OwnedSession, Rejected, RequestSession, SessionHandle, SessionRejection,
-    Source, Transport,
-};
-use crate::store::{CookieStore, SessionStore, StoreError};
-
-/// What [`SessionLayer::new`] takes: any [`SessionStore`], or a [`CookieStore`].
-///
-/// The cookie store carries the whole session in the cookie, so it has no id to file a record
-/// under; it sits behind the same layer and extractors, not behind the `SessionStore` trait.
-///
-/// ```
-/// use sessions::MemoryStore;
-/// use sessions::IntoBackend;
-/// fn takes(_: impl IntoBackend) {}
-/// takes(MemoryStore::new());
-/// ```
-pub trait IntoBackend {
-    #[doc(hidden)]
-    fn into_backend(self) -> BackendBox;
-}
-
-/// The opaque result of [`IntoBackend`].
-#[doc(hidden)]
-pub struct BackendBox(pub(crate) Backend);
-
-impl<S: SessionStore> IntoBackend for S {
-    fn into_backend(self) -> BackendBox {
-        BackendBox(Backend::Store(Arc::new(self)))
-    }
-}
-
-impl IntoBackend for CookieStore {
-    fn into_backend(self) -> BackendBox {
-        BackendBox(Backend::Cookie(Arc::new(self)))
-    }
-}
-
-/// A store chosen at run time: `SessionLayer::new(choice)`, where `choice` is the
-/// [`into_backend`](IntoBackend::into_backend) of whichever store the configuration named.
-impl IntoBackend for BackendBox {
-    fn into_backend(self) -> BackendBox {
-        self
-    }
-}
+use crate::session::{Config, SessionRejection, Transport};
+#[cfg(doc)]
+use crate::store::{CookieStore, SessionStore};
 
 /// The session middleware: `SessionLayer::new(store).register::<Cart>()`.
 ///
@@ -73,6 +33,10 @@ impl IntoBackend for BackendBox {
 ///   holds the id); a new session always gets a new id, never one the client chose.
 /// * When a save fails (store down, cookie too large) the response becomes a 503 or 500: a
 ///   write the client was told succeeded is never lost silently.
+/// * Register every session type a handler extracts ([`register`](Self::register)), in one
+///   place; where each group of routes is built, [`expect`](Self::expect) the types its
+///   handlers extract, so that a forgotten registration stops the app at start-up rather than
+///   answering a 500 on the first request of a rare route.
 ///
 /// ```
 /// use sessions::prelude::*;
@@ -117,20 +81,16 @@ impl SessionLayer {
                 max_sessions_per_owner: None,
                 capture_agent: false,
                 on_rejection: None,
+                csrf: Csrf::default(),
+                events: Default::default(),
+                metrics: Default::default(),
             }),
         }
     }
 
-    /// What the layer was configured with.
-    #[cfg(any(feature = "actix", feature = "testing"))]
-    pub(crate) fn config(&self) -> &Config {
+    /// What the layer was configured with (each request's session holds a clone).
+    pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
-    }
-
-    /// The configuration, shared (each request's session holds it).
-    #[cfg(feature = "actix")]
-    pub(crate) fn config_arc(&self) -> Arc<Config> {
-        self.config.clone()
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -155,6 +115,45 @@ impl SessionLayer {
             Ok(layer) => layer,
             Err(err) => panic!("{err}"),
         }
+    }
+
+    /// Checks, when the app starts, that `T` is registered: call it where the routes that
+    /// extract `T` are built, so that a forgotten [`register`](Self::register) stops the app at
+    /// start-up instead of answering a 500 on the first request of a rare route.
+    ///
+    /// # Panics
+    /// When `T` is not registered; the message names the fix.
+    ///
+    /// ```
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// #[derive(Session, Default)] #[session(name = "flash")] struct Flash { text: String }
+    ///
+    /// // Where the cart's routes are built: they extract `Typed<Cart>` and `Typed<Flash>`.
+    /// fn cart_routes(layer: &SessionLayer) -> axum::Router {
+    ///     layer.expect::<Cart>().expect::<Flash>();
+    ///     axum::Router::new() // .route("/cart", post(add)) …
+    /// }
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new()).register::<Cart>().register::<Flash>();
+    /// let app = cart_routes(&layer).layer(layer.clone());
+    /// # let _ = app;
+    /// let forgot = SessionLayer::new(MemoryStore::new()).register::<Cart>();
+    /// let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     forgot.expect::<Flash>();
+    /// }));
+    /// assert!(started.is_err()); // "… add `.register::<…Flash>()` to the SessionLayer"
+    /// ```
+    #[track_caller]
+    pub fn expect<T: Session>(&self) -> &Self {
+        if !self.config.registry.is_registered::<T>() {
+            let rejection = SessionRejection::NotRegistered {
+                name: T::NAME,
+                rust_type: std::any::type_name::<T>(),
+            };
+            panic!("{rejection}");
+        }
+        self
     }
 
     /// Registers a session type, or says why it cannot be.
@@ -203,7 +202,9 @@ impl SessionLayer {
         }
         let config = self.config_mut();
         config.cookie = cookie;
-        config.transport = Transport::Cookie;
+        if matches!(config.transport, Transport::Header(_)) {
+            config.transport = Transport::Cookie;
+        }
         self
     }
 
@@ -233,6 +234,49 @@ impl SessionLayer {
     /// ```
     pub fn header(mut self, name: HeaderName) -> Self {
         self.config_mut().transport = Transport::Header(name);
+        self
+    }
+
+    /// One layer for a browser page and an API over the same sessions: a request that sends
+    /// the header `name` is an API client's, and its session travels in that header (as with
+    /// [`header`](Self::header)); every other request's travels in the cookie (as with
+    /// [`cookie`](Self::cookie), whose settings apply). An API client asks for its first
+    /// session by sending the header with an empty value.
+    ///
+    /// Each response answers the way its request came: a request with the header is answered
+    /// in the header (never with a `Set-Cookie`), one without it in the cookie. The CSRF
+    /// check applies to the cookie's requests only (a header is not sent by a browser on its
+    /// own). The two are one session only if a client sends one of them: a browser's cookie
+    /// and a script's header are two sessions.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{HeaderName, Request, Response, header::SET_COOKIE};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use sessions::prelude::*;
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let id_header = HeaderName::from_static("x-session-id");
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .register::<Cart>()
+    ///     .cookie_or_header(id_header.clone());
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// // A browser gets a cookie.
+    /// let page = app.clone().oneshot(Request::new(())).await.unwrap();
+    /// assert!(page.headers().contains_key(SET_COOKIE));
+    /// // An API client sends the header (empty at first) and gets its id in it.
+    /// let api = Request::builder().header(&id_header, "").body(()).unwrap();
+    /// let api = app.oneshot(api).await.unwrap();
+    /// assert!(!api.headers().contains_key(SET_COOKIE));
+    /// assert!(!api.headers()[&id_header].is_empty());
+    /// # });
+    /// ```
+    pub fn cookie_or_header(mut self, name: HeaderName) -> Self {
+        self.config_mut().transport = Transport::CookieOrHeader(name);
         self
     }
 
@@ -268,8 +312,8 @@ impl SessionLayer {
     /// the revision of each slot it changes as the request loaded it, and the store refuses the
     /// whole save with a [`Conflict`](crate::errors::Conflict) if another request changed that slot
     /// meanwhile: of two requests that change one session type concurrently, the second fails.
-    /// A handler that wants to retry calls [`SessionHandle::save`] itself (then
-    /// [`SessionHandle::reload`] on a conflict); a conflict the layer meets after the handler
+    /// A handler that wants to retry calls [`SessionHandle::save`](crate::SessionHandle::save) itself (then
+    /// [`SessionHandle::reload`](crate::SessionHandle::reload) on a conflict); a conflict the layer meets after the handler
     /// turns the response into a `409 Conflict`. The unit is the slot (one session type): keep
     /// data that is changed independently in separate session types. Server-side stores only;
     /// a [`CookieStore`] session lives in each client's own cookie, so there is nothing shared to
@@ -283,7 +327,18 @@ impl SessionLayer {
     ///     .optimistic_concurrency(true);
     /// # let _ = layer;
     /// ```
+    ///
+    /// # Panics
+    /// On a layer over a [`CookieStore`], when `on`: it cannot be honoured there, and a setting
+    /// that silently does nothing is a mistake found in production. The message says so.
     pub fn optimistic_concurrency(mut self, on: bool) -> Self {
+        if on && matches!(self.config.backend, crate::session::Backend::Cookie(_)) {
+            panic!(
+                "optimistic_concurrency(true) cannot be honoured by a CookieStore: each client \
+                 holds its own copy of the session in its cookie, so there is nothing shared to \
+                 conflict over; remove the call, or use a server-side store"
+            );
+        }
         self.config_mut().optimistic = on;
         self
     }
@@ -292,14 +347,38 @@ impl SessionLayer {
     /// the oldest logins of that owner are ended, so that the `n` newest stay. Two logins at
     /// the same moment agree on which survive; a login whose own session is not among the `n`
     /// kept (a newer login won) is answered `409 Conflict` ("session ended") with no cookie,
-    /// never as signed in. Server-side stores only.
+    /// never as signed in.
     ///
     /// ```
     /// use sessions::prelude::*;
     /// let layer = SessionLayer::new(MemoryStore::new()).max_sessions_per_owner(3);
     /// # let _ = layer;
     /// ```
+    ///
+    /// On a [`CookieStore`] this needs its revocation list
+    /// ([`CookieStore::revocations`]): each login lists its cookie there, and the oldest
+    /// cookies beyond `n` stop opening.
+    ///
+    /// # Panics
+    /// On a layer over a [`CookieStore`] without a revocation list, which cannot end a cookie:
+    /// the message says what to add.
+    ///
+    /// ```should_panic
+    /// use sessions::{CookieStore, Key, SessionLayer};
+    /// let cookies = CookieStore::new([Key::generate(1).unwrap()]).unwrap();
+    /// let layer = SessionLayer::new(cookies).max_sessions_per_owner(3); // panics: no revocation list
+    /// ```
     pub fn max_sessions_per_owner(mut self, n: usize) -> Self {
+        if let crate::session::Backend::Cookie(cookies) = &self.config.backend
+            && !cookies.revokes()
+        {
+            panic!(
+                "max_sessions_per_owner({n}) cannot be honoured by a CookieStore without a \
+                 revocation list (it cannot end a cookie): give the store one with \
+                 `CookieStore::revocations(store)` (any server-side store), or use a \
+                 server-side store"
+            );
+        }
         self.config_mut().max_sessions_per_owner = Some(n.max(1));
         self
     }
@@ -316,6 +395,25 @@ impl SessionLayer {
     /// ```
     pub fn capture_user_agent(mut self, on: bool) -> Self {
         self.config_mut().capture_agent = on;
+        self
+    }
+
+    /// The CSRF protection of the requests whose session travels in the cookie:
+    /// [`Csrf::default()`] (what a layer does without this call) refuses an unsafe request
+    /// (not `GET`, `HEAD`, `OPTIONS`) that a page of another site sent, unless it carries a
+    /// valid [`CsrfToken`](crate::csrf::CsrfToken); see [`sessions::csrf`](crate::csrf). A
+    /// session whose id travels in a header ([`header`](Self::header)) is not checked: a page
+    /// of another site cannot make a browser send it.
+    ///
+    /// ```
+    /// use sessions::csrf::Csrf;
+    /// use sessions::prelude::*;
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .csrf(Csrf::default().trusted_origin("https://admin.shop.example").exempt("/webhooks"));
+    /// # let _ = layer;
+    /// ```
+    pub fn csrf(mut self, csrf: Csrf) -> Self {
+        self.config_mut().csrf = csrf;
         self
     }
 
@@ -353,33 +451,43 @@ impl SessionLayer {
         self
     }
 
-    /// The live sessions of `owner` (as rendered: `"42"` for `user_id: Some(42)`), newest login
-    /// first: for admin pages and jobs, outside a request. One indexed lookup in every store of
-    /// this crate. A clone of the layer kept outside the router reaches the same store.
+    /// Calls `f` with what happens to sessions ([`SessionEvent`]: created, a login, a logout,
+    /// a revocation, an ended session a request came with, a migration): for an audit log, or
+    /// to close a user's websockets when their sessions are revoked. Callbacks add up (each
+    /// call adds one).
+    ///
+    /// `f` never sees a session id. A request's events are told once its response is decided
+    /// (after the handler and the save), in the order they happened; those of
+    /// [`revoke_owner`](Self::revoke_owner) when it is done. `f` runs on the request's task:
+    /// keep it short (send to a channel for slow work). It cannot fail the request: a panic
+    /// in `f` is caught and logged at `error`, and the response goes out as decided.
     ///
     /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response};
+    /// use tower::{Layer, ServiceExt, service_fn};
     /// use sessions::prelude::*;
+    /// use sessions::SessionEvent;
+    /// #[derive(Session, Default)] #[session(name = "cart")] struct Cart { n: u32 }
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let layer = SessionLayer::new(MemoryStore::new());
-    /// assert!(layer.sessions_of("42").await.unwrap().is_empty());
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let audit = seen.clone();
+    /// let layer = SessionLayer::new(MemoryStore::new())
+    ///     .register::<Cart>()
+    ///     .on_event(move |event: &SessionEvent| audit.lock().unwrap().push(event.clone()));
+    /// let app = layer.layer(service_fn(|request: Request<()>| async move {
+    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
+    ///     session.get_or_default::<Cart>().await.unwrap().set_n(1);
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// app.oneshot(Request::new(())).await.unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), [SessionEvent::Created]);
     /// # });
     /// ```
-    pub async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, StoreError> {
-        crate::session::list_owned(&self.config, owner).await
-    }
-
-    /// Ends every session of `owner` (after an admin resets a password, say); how many ended.
-    /// For a `CookieStore` this needs its revocation list (`CookieStore::revocations`).
-    ///
-    /// ```
-    /// use sessions::prelude::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let layer = SessionLayer::new(MemoryStore::new());
-    /// assert_eq!(layer.revoke_owner("42").await.unwrap(), 0);
-    /// # });
-    /// ```
-    pub async fn revoke_owner(&self, owner: &str) -> Result<usize, StoreError> {
-        crate::session::revoke_owned(&self.config, owner).await
+    pub fn on_event(mut self, f: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.config_mut().events.push(Arc::new(f));
+        self
     }
 
     /// The codec changed fields are written in. Stored data in the other codec still loads.
@@ -458,197 +566,5 @@ impl SessionLayer {
     /// ```
     pub fn registry(&self) -> &Registry {
         &self.config.registry
-    }
-
-    /// How many stored slots were migrated, by type and old version (see [`Registry::migration_counts`]).
-    ///
-    /// ```
-    /// use std::convert::Infallible;
-    /// use std::time::{Duration, SystemTime};
-    /// use http::{Request, Response, header::COOKIE};
-    /// use tower::{Layer, ServiceExt, service_fn};
-    /// use sessions::prelude::*;
-    /// use sessions::{Format, SessionId};
-    /// use sessions::store::{Deadline, Record, Slot};
-    /// use sessions::migrate::MigrationCount;
-    /// #[derive(Session, Default)] #[session(name = "cart", version = 1)] struct CartV1 { n: u32 }
-    /// #[derive(Session, Default)] #[session(name = "cart", version = 2, migrate_from = CartV1)] struct Cart { n: u64 }
-    /// impl From<CartV1> for Cart { fn from(v1: CartV1) -> Self { Cart { n: v1.n.into() } } }
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// // A session stored by an older deployment, at version 1.
-    /// let store = MemoryStore::new();
-    /// let mut record = Record::new();
-    /// record.insert(Slot::new("cart", 1, Format::Json, vec![("n".into(), "2".into())]));
-    /// let now = SystemTime::now();
-    /// let deadline = Deadline { created_at: now, expires_at: now + Duration::from_secs(60) };
-    /// let id = sessions::store::create_session(&store, record, deadline).await.unwrap();
-    ///
-    /// let layer = SessionLayer::new(store).register::<Cart>();
-    /// assert!(layer.migration_counts().is_empty());
-    /// let app = layer.clone().layer(service_fn(|request: Request<()>| async move {
-    ///     let session = request.extensions().get::<SessionHandle>().unwrap().clone();
-    ///     assert_eq!(*session.get::<Cart>().await.unwrap().unwrap().n(), 2);
-    ///     Ok::<_, Infallible>(Response::new(String::new()))
-    /// }));
-    /// let request = Request::builder().header(COOKIE, format!("session={}", id.expose())).body(()).unwrap();
-    /// app.oneshot(request).await.unwrap();
-    /// assert_eq!(
-    ///     layer.migration_counts(),
-    ///     [MigrationCount { type_name: "cart", from_version: 1, to_version: 2, count: 1 }]
-    /// );
-    /// # });
-    /// ```
-    pub fn migration_counts(&self) -> Vec<MigrationCount> {
-        self.config.registry.migration_counts()
-    }
-}
-
-impl<S> tower_layer::Layer<S> for SessionLayer {
-    type Service = SessionService<S>;
-
-    fn layer(&self, inner: S) -> SessionService<S> {
-        SessionService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
-
-/// The service [`SessionLayer`] wraps around the app.
-///
-/// ```
-/// use std::convert::Infallible;
-/// use http::{Request, Response};
-/// use tower::{Layer, service_fn};
-/// use sessions::prelude::*;
-/// use sessions::SessionService;
-/// let app = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
-/// let service: SessionService<_> = SessionLayer::new(MemoryStore::new()).layer(app);
-/// assert_eq!(format!("{service:?}"), "SessionService { .. }");
-/// ```
-#[derive(Clone)]
-pub struct SessionService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> std::fmt::Debug for SessionService<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService").finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<S>
-where
-    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let config = &self.config;
-        let headers = request.headers();
-        let source = Source::read(
-            config,
-            headers.get_all(COOKIE).iter().map(|value| value.as_bytes()),
-            config
-                .id_header()
-                .and_then(|name| headers.get(name))
-                .map(|value| value.as_bytes()),
-        );
-        let agent = config
-            .capture_agent
-            .then(|| headers.get(http::header::USER_AGENT))
-            .flatten()
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let session = Arc::new(RequestSession::new(config.clone(), source, agent));
-        request
-            .extensions_mut()
-            .insert(SessionHandle(session.clone()));
-        // The clone is ready only if polled; swap so the instance that was polled is called.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            let config = &session.config;
-            let outcome = match session.after(response.status()) {
-                Some(work) => Some(work.await),
-                None => None,
-            };
-            if let Some(failure) = outcome.as_ref().and_then(|outcome| outcome.failure) {
-                response = with_body(config.rejection_response(&failure.into()));
-            } else if config.on_rejection.is_some()
-                && let Some(Rejected(rejection)) = response.extensions().get::<Rejected>()
-            {
-                response = with_body(config.rejection_response(rejection));
-            }
-            if let Some(outcome) = outcome {
-                outcome.write_headers(config, response.headers_mut());
-            }
-            Ok(response)
-        })
-    }
-}
-
-/// A rejection's response in the service's body type (see [`SessionLayer::on_rejection`]).
-fn with_body<B: Default + 'static>(response: Response<String>) -> Response<B> {
-    let (parts, text) = response.into_parts();
-    Response::from_parts(parts, body_of(text))
-}
-
-/// `text` as a `B`, for the body types that can hold it; an empty `B` for the others.
-fn body_of<B: Default + 'static>(text: String) -> B {
-    let mut body: Option<B> = None;
-    let slot: &mut dyn std::any::Any = &mut body;
-    if let Some(slot) = slot.downcast_mut::<Option<String>>() {
-        *slot = Some(text);
-    } else if let Some(slot) = slot.downcast_mut::<Option<bytes::Bytes>>() {
-        *slot = Some(text.into());
-    } else if let Some(slot) = slot.downcast_mut::<Option<Vec<u8>>>() {
-        *slot = Some(text.into());
-    } else {
-        dependency_body(slot, text);
-    }
-    body.unwrap_or_default()
-}
-
-/// The body types of the optional dependencies.
-fn dependency_body(slot: &mut dyn std::any::Any, text: String) {
-    #[cfg(feature = "axum")]
-    if let Some(slot) = slot.downcast_mut::<Option<axum::body::Body>>() {
-        *slot = Some(text.into());
-        return;
-    }
-    #[cfg(feature = "testing")]
-    if let Some(slot) = slot.downcast_mut::<Option<http_body_util::Full<bytes::Bytes>>>() {
-        *slot = Some(text.into());
-        return;
-    }
-    let _ = (slot, text);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::body_of;
-
-    #[test]
-    fn a_rejection_text_goes_into_the_body_types_that_hold_text() {
-        assert_eq!(body_of::<String>("sorry".into()), "sorry");
-        assert_eq!(body_of::<bytes::Bytes>("sorry".into()), "sorry");
-        assert_eq!(body_of::<Vec<u8>>("sorry".into()), b"sorry");
-        // Any other body type gets its empty value: the status and headers still tell.
-        body_of::<()>("sorry".into());
     }
 }

@@ -102,7 +102,7 @@ fn merged(earlier: SlotChange, later: SlotChange) -> SlotChange {
                 if !changed.contains(index)
                     && let Some((name, bytes)) = earlier_slot.field_at(index)
                 {
-                    changed.insert(slot.set_field(name.clone(), bytes.clone()));
+                    changed.insert(slot.set_field(name.clone(), Bytes::copy_from_slice(bytes)));
                 }
             }
             SlotChange::Rewrite {

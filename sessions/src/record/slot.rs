@@ -1,13 +1,19 @@
 //! [`Slot`]: the stored form of one session type's value.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::Name;
+use super::packed::Packed;
 use crate::codec::Format;
 use crate::slot_check::SlotCheck;
 
 /// The stored form of one session type's value: its type tag, version, field format and each
 /// field encoded on its own.
+///
+/// A slot is built field by field; a record keeps it packed (its field bytes in one buffer,
+/// its field names shared: see [`Record::apply`](super::Record::apply)). Both read the same.
 ///
 /// ```
 /// use sessions::Format;
@@ -22,14 +28,29 @@ pub struct Slot {
     type_tag: Name,
     pub(super) version: u32,
     pub(super) format_tag: u8,
-    fields: Vec<(Name, Bytes)>,
-    /// The slot's exact text in the JSON record it was read from, written back while unchanged.
-    raw_json: Option<Bytes>,
+    fields: Fields,
     /// How many saves changed this slot since it was first stored (0: never stored). Kept by
     /// the stores, checked by optimistic concurrency; not part of the encoded record.
     pub(super) revision: u64,
     /// What is known about the field bytes (see [`SlotCheck`]).
     pub(crate) checked: SlotCheck,
+}
+
+/// What `fields()` yields at an index past the end (never: the range is the fields').
+static NO_NAME: Name = Name::Borrowed("");
+
+/// A slot's fields.
+#[derive(Clone)]
+enum Fields {
+    /// Each field's bytes on their own, as built or as read from a store.
+    Listed {
+        fields: Vec<(Name, Bytes)>,
+        /// The slot's exact text in the JSON record it was read from, written back while
+        /// unchanged.
+        raw_json: Option<Bytes>,
+    },
+    /// Packed, as a record keeps them.
+    Packed(Packed),
 }
 
 impl Slot {
@@ -55,8 +76,10 @@ impl Slot {
             name,
             version,
             format_tag: format.tag(),
-            fields,
-            raw_json: None,
+            fields: Fields::Listed {
+                fields,
+                raw_json: None,
+            },
             revision: 0,
             checked: SlotCheck::default(),
         }
@@ -81,49 +104,94 @@ impl Slot {
             type_tag,
             version,
             format_tag,
-            fields,
-            raw_json: None,
+            fields: Fields::Listed {
+                fields,
+                raw_json: None,
+            },
             revision: 0,
             checked: SlotCheck::default(),
         }
     }
 
     pub(crate) fn with_raw_json(mut self, raw: Bytes) -> Self {
-        self.raw_json = Some(raw);
+        if let Fields::Listed { raw_json, .. } = &mut self.fields {
+            *raw_json = Some(raw);
+        }
         self
     }
 
-    /// The slot's name and type tag as held (borrowed from a session type, or owned).
-    pub(crate) fn name_and_type_tag(&self) -> (&Name, &Name) {
-        (&self.name, &self.type_tag)
+    /// A copy for a record to keep: its fields packed (a slot read from JSON keeps its text
+    /// instead, to be written back byte for byte).
+    pub(crate) fn detached_clone(&self) -> Slot {
+        match &self.fields {
+            Fields::Listed {
+                raw_json: Some(_), ..
+            } => self.clone(),
+            _ => self.packed(),
+        }
     }
 
-    /// A copy whose small field values are copies too (see `record::detached`), for a record
-    /// to keep.
-    pub(crate) fn detached_clone(&self) -> Slot {
+    /// A copy with its fields packed (unchanged when it is packed already, or when the fields do
+    /// not fit a packed buffer: over 4 GiB).
+    pub(crate) fn packed(&self) -> Slot {
+        let fields = match &self.fields {
+            Fields::Listed { fields, .. } => {
+                let names: Arc<[Name]> = fields.iter().map(|(name, _)| name.clone()).collect();
+                match Packed::new(names, fields.iter().map(|(_, bytes)| &bytes[..])) {
+                    Some(packed) => Fields::Packed(packed),
+                    None => self.fields.clone(),
+                }
+            }
+            Fields::Packed(_) => self.fields.clone(),
+        };
         Slot {
             name: self.name.clone(),
             type_tag: self.type_tag.clone(),
             version: self.version,
             format_tag: self.format_tag,
-            fields: self
-                .fields
-                .iter()
-                .map(|(name, bytes)| (name.clone(), super::detached(bytes)))
-                .collect(),
-            raw_json: self.raw_json.clone(),
+            fields,
             revision: self.revision,
             checked: self.checked.clone(),
         }
     }
 
-    /// The field names as held, in stored order.
-    pub(crate) fn field_names(&self) -> impl ExactSizeIterator<Item = &Name> {
-        self.fields.iter().map(|(name, _)| name)
+    /// The shared field names of a packed slot.
+    pub(crate) fn packed_names(&self) -> Option<&Arc<[Name]>> {
+        match &self.fields {
+            Fields::Packed(packed) => Some(packed.names()),
+            Fields::Listed { .. } => None,
+        }
+    }
+
+    /// Makes a packed slot hold `names` (equal to its own) as its field names, so that slots of
+    /// one layout share one list.
+    pub(crate) fn share_names(&mut self, names: &Arc<[Name]>) {
+        if let Fields::Packed(packed) = &mut self.fields {
+            packed.share_names(names);
+        }
     }
 
     pub(crate) fn raw_json(&self) -> Option<&Bytes> {
-        self.raw_json.as_ref()
+        match &self.fields {
+            Fields::Listed { raw_json, .. } => raw_json.as_ref(),
+            Fields::Packed(_) => None,
+        }
+    }
+
+    /// How many fields.
+    fn len(&self) -> usize {
+        match &self.fields {
+            Fields::Listed { fields, .. } => fields.len(),
+            Fields::Packed(packed) => packed.len(),
+        }
+    }
+
+    /// The index of the field `name`.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        match &self.fields {
+            Fields::Listed { fields, .. } => fields.iter().position(|(n, _)| n == name),
+            Fields::Packed(packed) => packed.names().iter().position(|n| n == name),
+        }
     }
 
     /// The key the slot is stored under (the session type's name).
@@ -216,14 +284,11 @@ impl Slot {
     /// use sessions::Format;
     /// use sessions::store::Slot;
     /// let slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "3".into())]);
-    /// assert_eq!(&slot.field("n").unwrap()[..], b"3");
+    /// assert_eq!(slot.field("n"), Some(&b"3"[..]));
     /// assert!(slot.field("missing").is_none());
     /// ```
-    pub fn field(&self, name: &str) -> Option<&Bytes> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, bytes)| bytes)
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.field_at(self.position(name)?).map(|(_, bytes)| bytes)
     }
 
     /// The stored fields in stored order.
@@ -235,8 +300,18 @@ impl Slot {
     /// let names: Vec<&str> = slot.fields().map(|(name, _)| name).collect();
     /// assert_eq!(names, ["b", "a"]);
     /// ```
-    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Bytes)> {
-        self.fields.iter().map(|(name, bytes)| (&**name, bytes))
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> {
+        self.entries().map(|(name, bytes)| (&**name, bytes))
+    }
+
+    /// The fields with their names as held.
+    fn entries(&self) -> impl ExactSizeIterator<Item = (&Name, &[u8])> {
+        (0..self.len()).map(|index| self.field_at(index).unwrap_or((&NO_NAME, &[])))
+    }
+
+    /// The field names as held, in stored order.
+    pub(crate) fn field_names(&self) -> impl ExactSizeIterator<Item = &Name> {
+        self.entries().map(|(name, _)| name)
     }
 
     /// Sets one field's bytes; returns the field's index in stored order.
@@ -247,29 +322,74 @@ impl Slot {
     /// let mut slot = Slot::new("cart", 1, Format::Json, vec![("n".into(), "1".into())]);
     /// assert_eq!(slot.set_field("n".into(), "2".into()), 0);          // replaces
     /// assert_eq!(slot.set_field("coupon".into(), "null".into()), 1);  // appends
-    /// assert_eq!(&slot.field("n").unwrap()[..], b"2");
+    /// assert_eq!(slot.field("n"), Some(&b"2"[..]));
     /// assert_eq!(slot.fields().len(), 2);
     /// ```
     pub fn set_field(&mut self, name: Name, bytes: Bytes) -> usize {
-        self.raw_json = None;
-        match self.fields.iter().position(|(n, _)| *n == name) {
-            Some(index) => {
-                self.fields[index].1 = bytes;
-                self.checked.field_changed(index);
-                index
+        match &mut self.fields {
+            Fields::Listed { fields, raw_json } => {
+                *raw_json = None;
+                match fields.iter().position(|(n, _)| *n == name) {
+                    Some(index) => {
+                        fields[index].1 = bytes;
+                        self.checked.field_changed(index);
+                        index
+                    }
+                    None => {
+                        // Records live long in stores (a MemoryStore holds thousands): no
+                        // spare room.
+                        fields.reserve_exact(1);
+                        fields.push((name, bytes));
+                        fields.len() - 1
+                    }
+                }
             }
-            None => {
-                // Records live long in stores (a MemoryStore holds thousands): no spare room.
-                self.fields.reserve_exact(1);
-                self.fields.push((name, bytes));
-                self.fields.len() - 1
+            Fields::Packed(_) => {
+                self.set_fields(&[(&name, &bytes[..])]);
+                self.position(&name).unwrap_or(0)
             }
         }
     }
 
+    /// Sets several fields' bytes (a name given twice: the last bytes) as a record keeps them:
+    /// the slot is packed (again), once.
+    pub(crate) fn set_fields(&mut self, changes: &[(&Name, &[u8])]) {
+        if let Fields::Listed { .. } = self.fields {
+            *self = self.packed();
+        }
+        let checked = &mut self.checked;
+        if let Fields::Packed(packed) = &mut self.fields
+            && let Some(next) = packed.with_changes(changes, |index| checked.field_changed(index))
+        {
+            *packed = next;
+            return;
+        }
+        // Too large to pack (over 4 GiB): field by field.
+        if let Fields::Packed(packed) = &self.fields {
+            let fields = packed
+                .names()
+                .iter()
+                .cloned()
+                .zip(packed.values().map(Bytes::copy_from_slice))
+                .collect();
+            self.fields = Fields::Listed {
+                fields,
+                raw_json: None,
+            };
+        }
+        for (name, bytes) in changes {
+            self.set_field((*name).clone(), Bytes::copy_from_slice(bytes));
+        }
+    }
+
     /// The field at `index` in stored order, its name as held.
-    pub(crate) fn field_at(&self, index: usize) -> Option<(&Name, &Bytes)> {
-        self.fields.get(index).map(|(name, bytes)| (name, bytes))
+    pub(crate) fn field_at(&self, index: usize) -> Option<(&Name, &[u8])> {
+        match &self.fields {
+            Fields::Listed { fields, .. } => {
+                fields.get(index).map(|(name, bytes)| (name, &bytes[..]))
+            }
+            Fields::Packed(packed) => Some((packed.names().get(index)?, packed.value(index)?)),
+        }
     }
 
     /// Whether this slot holds fields encoded for `version` in `format`.
@@ -286,7 +406,8 @@ impl PartialEq for Slot {
             && self.type_tag == other.type_tag
             && self.version == other.version
             && self.format_tag == other.format_tag
-            && self.fields == other.fields
+            && self.len() == other.len()
+            && self.entries().eq(other.entries())
     }
 }
 
@@ -300,10 +421,7 @@ impl std::fmt::Debug for Slot {
             .field("version", &self.version)
             .field("format_tag", &self.format_tag)
             .field("revision", &self.revision)
-            .field(
-                "fields",
-                &self.fields.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
+            .field("fields", &self.field_names().collect::<Vec<_>>())
             .finish()
     }
 }

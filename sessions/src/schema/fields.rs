@@ -97,9 +97,22 @@ impl<F> Codec<F> {
         })
     }
 
+    /// Where the field sits in `slot` (in stored order) and its bytes. A slot written by this
+    /// type holds its fields in declaration order: the field's own index is looked at first.
+    #[inline]
+    pub(crate) fn find<'a>(&self, slot: &'a Slot) -> Option<(usize, &'a [u8])> {
+        match slot.field_at(self.index) {
+            Some((name, bytes)) if name == self.name => Some((self.index, bytes)),
+            _ => {
+                let position = slot.position(self.name)?;
+                Some((position, slot.field_at(position)?.1))
+            }
+        }
+    }
+
     /// Decodes the field from a slot.
     pub fn decode(&self, reader: &SlotReader<'_>) -> Result<F, DecodeError> {
-        match reader.slot.field(self.name) {
+        match self.find(reader.slot).map(|(_, bytes)| bytes) {
             Some(bytes) => {
                 (self.decode)(reader.format, bytes).map_err(|source| DecodeError::Field {
                     type_name: reader.type_name,

@@ -354,7 +354,7 @@ pub fn check_cell<T: Session, F>(
     codec: &Codec<F>,
 ) -> Result<Cell<F>, DecodeError> {
     let slot = reader.slot;
-    let position = slot.fields().position(|(stored, _)| stored == codec.name());
+    let position = codec.find(slot).map(|(position, _)| position);
     let owner = std::any::TypeId::of::<T>();
     if let Some(position) = position
         && slot.checked.is_valid(owner, position)

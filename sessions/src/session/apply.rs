@@ -4,15 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tracing::Instrument;
+
+use super::failure::Failure;
 use super::owners;
-use super::plan::{Failure, Plan};
+use super::plan::Plan;
 use super::state::{Action, Found, Home, Token};
-use super::{RequestSession, SessionRejection, Source};
+use super::tally::{Wrote, plan_done, plan_span};
+use super::{Carrier, RequestSession, SessionRejection, Source};
 use crate::expiry::{Deadline, Expiry};
 use crate::id::{SessionId, SessionKey};
 use crate::record::Changeset;
+use crate::store::cookie::{Sealing, Stamp};
 use crate::store::ops::{self, Cycled, Saved};
-use crate::store::{Entry, Owner, SessionStore, StoreError, Stored};
+use crate::store::{CookieStore, Entry, Owner, SessionStore, StoreError, Stored};
 
 /// How many fresh ids a create or cycle draws when one collides (2^-256 each: this is for a
 /// broken random source, which should fail loudly rather than loop).
@@ -42,27 +47,27 @@ impl Refused {
         match self {
             Refused::Failure(failure) => *failure,
             Refused::Ended => Failure::ENDED,
-            Refused::Store(err) => match err {
-                StoreError::Backend(_) => Failure::UNAVAILABLE,
-                StoreError::Conflict(_) | StoreError::Apply(_) => Failure::CHANGED,
-                StoreError::Contended => Failure::BUSY,
-                StoreError::Collision => Failure {
-                    message: "session ids keep colliding: the random source is broken",
-                    ..Failure::BROKEN
-                },
-                _ => Failure::BROKEN,
-            },
+            Refused::Store(err) => Failure::of_store(err),
         }
     }
 
+    /// A store that failed or is not set up is an `error`, one busy beyond waiting a `warn`;
+    /// a race another request won (409) is an ordinary `debug` line, and so is a failure
+    /// whose cause was logged where it happened.
     fn log(&self) {
         let failure = self.failure();
+        let (status, reason) = (failure.status.as_u16(), failure.reason);
         match self {
-            Refused::Store(err) => {
-                tracing::error!(target: "sessions", error = %err, "session not saved; the response becomes a {}", failure.status.as_u16());
+            Refused::Store(StoreError::Conflict(_) | StoreError::Apply(_))
+            | Refused::Failure(_)
+            | Refused::Ended => {
+                tracing::debug!(target: "sessions", reason, "{}; the response becomes a {status}", failure.message);
             }
-            _ => {
-                tracing::warn!(target: "sessions", "{}; the response becomes a {}", failure.message, failure.status.as_u16());
+            Refused::Store(err @ StoreError::Contended) => {
+                tracing::warn!(target: "sessions", error = %err, reason, "session not saved; the response becomes a {status}");
+            }
+            Refused::Store(err) => {
+                tracing::error!(target: "sessions", error = %err, reason, "session not saved; the response becomes a {status}");
             }
         }
     }
@@ -71,7 +76,7 @@ impl Refused {
         match self {
             Refused::Ended => SessionRejection::Ended,
             Refused::Store(StoreError::Conflict(conflict)) => SessionRejection::Conflict(conflict),
-            Refused::Store(err @ StoreError::Backend(_)) => {
+            Refused::Store(err @ (StoreError::Backend(_) | StoreError::NotSetUp { .. })) => {
                 SessionRejection::store("SessionHandle", &err)
             }
             refused => refused.failure().into(),
@@ -87,7 +92,11 @@ impl From<StoreError> for Refused {
 
 /// Carries out `plan` after the handler.
 pub(super) async fn apply(session: &RequestSession, plan: Plan) -> Outcome {
-    let result = run(session, plan, Keep::Nothing).await;
+    let span = plan_span(session, plan);
+    let result = run(session, plan, Keep::Nothing)
+        .instrument(span.clone())
+        .await;
+    tally(session, plan, &result, &span);
     let announced = session.state().announce.take().map(|token| *token);
     match result {
         Ok(token) => Outcome {
@@ -111,7 +120,12 @@ pub(super) async fn apply_in_handler(
     session: &RequestSession,
     plan: Plan,
 ) -> Result<(), SessionRejection> {
-    match run(session, plan, Keep::Base).await {
+    let span = plan_span(session, plan);
+    let result = run(session, plan, Keep::Base)
+        .instrument(span.clone())
+        .await;
+    tally(session, plan, &result, &span);
+    match result {
         Ok(Some(token)) => {
             session.state().announce = Some(Box::new(token));
             Ok(())
@@ -119,6 +133,37 @@ pub(super) async fn apply_in_handler(
         Ok(None) => Ok(()),
         Err(refused) => Err(refused.rejection()),
     }
+}
+
+/// Notes what carrying out `plan` did, for the metrics and the session events (`tally.rs`).
+fn tally(
+    session: &RequestSession,
+    plan: Plan,
+    result: &Result<Option<Token>, Refused>,
+    span: &tracing::Span,
+) {
+    let failure = result.as_ref().err().map(Refused::failure);
+    plan_done(span, session, failure);
+    if matches!(
+        plan,
+        Plan::Nothing | Plan::Load | Plan::Announce | Plan::Forget
+    ) {
+        return;
+    }
+    let (action, destroyed) = {
+        let state = session.state();
+        (state.action, state.destroyed)
+    };
+    let wrote = Wrote {
+        carried: session.source.carried(),
+        // A login this request made (a cycle that followed another's made none).
+        moved: match plan {
+            Plan::Cycle { .. } => matches!(result, Ok(Some(_))),
+            _ => action == Action::Cycle,
+        },
+        destroyed,
+    };
+    session.note(|tally| tally.ran(plan, failure, wrote));
 }
 
 /// Whether the request's loaded session is still needed after a write (inside the handler it
@@ -260,8 +305,14 @@ async fn after_binding(
             Err(Refused::Ended)
         }
         Err(err) => {
-            tracing::error!(target: "sessions", error = %err, "the cap on an owner's sessions was not enforced");
-            Ok(())
+            // The cap fails closed: a login it cannot check does not stand (the session just
+            // bound is ended, and the request fails with the store's error: a 503 when the
+            // store is down), never a session beyond the cap answered as signed in.
+            tracing::error!(target: "sessions", error = %err, "the cap on an owner's sessions cannot be checked; the login is undone");
+            if let Err(undone) = ops::destroy(store, key).await {
+                tracing::error!(target: "sessions", error = %undone, "the session of a login the cap could not check was not ended either");
+            }
+            Err(Refused::Store(err))
         }
     }
 }
@@ -326,10 +377,7 @@ async fn create(session: &RequestSession, deadline: Deadline) -> Result<Option<T
 fn issue(session: &RequestSession) -> Result<SessionId, Refused> {
     session.state().issue().map_err(|err| {
         tracing::error!(target: "sessions", error = %err, "no session id");
-        Refused::Failure(Failure {
-            message: "no session id",
-            ..Failure::BROKEN
-        })
+        Refused::Failure(Failure::NO_ID)
     })
 }
 
@@ -381,7 +429,7 @@ async fn save(
             // The cookie follows a moved deadline, for a session under an id this request
             // knows; the id header has no Max-Age to follow.
             let Some(deadline) =
-                deadline.filter(|_| !followed && session.config.id_header().is_none())
+                deadline.filter(|_| !followed && session.carrier == Carrier::Cookie)
             else {
                 return Ok(None);
             };
@@ -487,16 +535,39 @@ async fn cycle(
 }
 
 async fn destroy(session: &RequestSession) -> Result<Option<Token>, Refused> {
-    if let Source::Store { store, .. } = &session.source {
-        let key = session.home_key(&session.state());
-        if let Some(key) = key
-            && let Err(err) = ops::destroy(store.as_ref(), &key).await
-        {
-            tracing::error!(target: "sessions", error = %err, "session not destroyed");
-            return Err(Refused::Failure(Failure::NOT_DESTROYED));
+    match &session.source {
+        Source::Store { store, .. } => {
+            let key = session.home_key(&session.state());
+            if let Some(key) = key
+                && let Err(err) = ops::destroy(store.as_ref(), &key).await
+            {
+                tracing::error!(target: "sessions", error = %err, "session not destroyed");
+                return Err(Refused::Failure(Failure::NOT_DESTROYED));
+            }
         }
+        Source::Cookie { cookies, .. } if cookies.revokes() => {
+            if let Err(err) = end_cookie(session, cookies).await {
+                tracing::error!(target: "sessions", error = %err, "session cookie not revoked");
+                return Err(Refused::Failure(Failure::NOT_DESTROYED));
+            }
+        }
+        Source::Cookie { .. } => {}
     }
     Ok(Some(Token::Clear))
+}
+
+/// Revokes the cookie the request carried (a logout), so that no copy of it opens again; one
+/// that did not open (none, tampered, expired, revoked) has nothing to revoke.
+async fn end_cookie(session: &RequestSession, cookies: &CookieStore) -> Result<(), StoreError> {
+    session
+        .load()
+        .await
+        .map_err(|err| StoreError::Backend(err.to_string().into()))?;
+    let stamp = match session.state().found() {
+        Found::Sealed { stamp, .. } => stamp.clone(),
+        _ => return Ok(()),
+    };
+    cookies.end(&stamp, session.config.clock.now()).await
 }
 
 async fn seal(session: &RequestSession, deadline: Deadline) -> Result<Option<Token>, Refused> {
@@ -505,22 +576,18 @@ async fn seal(session: &RequestSession, deadline: Deadline) -> Result<Option<Tok
     };
     let config = &session.config;
     let now = config.clock.now();
-    if revoked_meanwhile(session, cookies).await? {
-        let wrote = {
-            let state = session.state();
-            state.has_changes() || state.action == Action::Cycle
-        };
-        // Like a save of a server-side session that ended: a change is refused, a refresh
-        // (or a reseal with the current key) has nothing to tell.
-        return if wrote { Err(Refused::Ended) } else { Ok(None) };
-    }
     let record = session.state().view().clone();
-    // The owner goes into the seal only where a revocation list can use it.
-    let owner = if cookies.revokes() {
-        config.registry.owner_in(&record).unwrap_or_else(|err| {
-            tracing::error!(target: "sessions", error = %err, "the owner field cannot be read; the cookie is sealed without an owner");
-            None
-        })
+    let stamp = if cookies.revokes() {
+        let Some(stamp) = stamp(session, cookies, &record, deadline, now).await? else {
+            let wrote = {
+                let state = session.state();
+                state.has_changes() || state.action == Action::Cycle
+            };
+            // Like a save of a server-side session that ended: a change is refused, a refresh
+            // (or a reseal with the current key) has nothing to tell.
+            return if wrote { Err(Refused::Ended) } else { Ok(None) };
+        };
+        Some(stamp)
     } else {
         None
     };
@@ -529,40 +596,59 @@ async fn seal(session: &RequestSession, deadline: Deadline) -> Result<Option<Tok
         &record,
         deadline,
         config.format,
-        owner.as_deref(),
+        stamp.as_ref(),
         now,
     );
     match sealed {
         Ok(token) => Ok(Some(token_until(session, &token, deadline, now))),
         Err(err) => {
             tracing::error!(target: "sessions", error = %err, "session cookie not set; the response becomes a 500");
-            Err(Refused::Failure(Failure {
-                message: "session cookie not set",
-                ..Failure::BROKEN
-            }))
+            Err(Refused::Failure(Failure::COOKIE_NOT_SET))
         }
     }
 }
 
-/// Whether the cookie this request opened was revoked after it opened (a `revoke_owner` or
-/// another session's `revoke_others` while the request ran): sealing it anew would bring it
+/// The stamp (id, owner) to seal the cookie with, from a store with a revocation list; `None`
+/// when the cookie this request opened was revoked after it opened (a logout of a copy,
+/// `revoke_owner`, another session's `revoke_others`, the cap): sealing it anew would bring it
 /// back to life. The request's own `revoke_others` does not count, nor does a session the
-/// handler destroyed (what it writes after goes into a new one).
-async fn revoked_meanwhile(
+/// handler destroyed (what it writes after goes into a new one). The cookie the request
+/// carried is revoked when the session ends or changes hands here (`destroy()`, `cycle_id()`,
+/// another owner).
+async fn stamp(
     session: &RequestSession,
-    cookies: &crate::store::CookieStore,
-) -> Result<bool, Refused> {
-    let (owner, sealed_at, own) = {
+    cookies: &CookieStore,
+    record: &crate::record::Record,
+    deadline: Deadline,
+    now: SystemTime,
+) -> Result<Option<Stamp>, Refused> {
+    let config = &session.config;
+    let owner = config.registry.owner_in(record).unwrap_or_else(|err| {
+        tracing::error!(target: "sessions", error = %err, "the owner field cannot be read; the cookie is sealed without an owner");
+        None
+    });
+    let (old, destroyed, cycled, own_revocation) = {
         let state = session.state();
-        match state.found() {
-            Found::Sealed {
-                owner: Some(owner),
-                sealed_at,
-                ..
-            } if !state.destroyed => (owner.clone(), *sealed_at, state.revoked_at),
-            _ => return Ok(false),
-        }
+        let old = match state.found() {
+            Found::Sealed { stamp, .. } => Some(stamp.clone()),
+            _ => None,
+        };
+        (
+            old,
+            state.destroyed,
+            state.action == Action::Cycle,
+            state.revoked_at,
+        )
     };
-    let since = cookies.revoked_since(&owner).await?;
-    Ok(since.is_some_and(|not_before| sealed_at < not_before && Some(not_before) != own))
+    let sealing = Sealing {
+        old: old.as_deref(),
+        destroyed,
+        cycled,
+        owner: owner.map(String::into_boxed_str),
+        expires_at: deadline.expires_at,
+        cap: config.max_sessions_per_owner,
+        own_revocation,
+        now,
+    };
+    Ok(cookies.prepare(sealing).await?)
 }

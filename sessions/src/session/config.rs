@@ -26,6 +26,8 @@ pub(crate) enum Backend {
 pub(crate) enum Transport {
     Cookie,
     Header(HeaderName),
+    /// In this header for the requests that send it (API clients), else in the cookie.
+    CookieOrHeader(HeaderName),
 }
 
 /// Everything the layer was configured with.
@@ -46,6 +48,12 @@ pub(crate) struct Config {
     pub(crate) capture_agent: bool,
     /// Shapes the response of a rejection (`SessionLayer::on_rejection`).
     pub(crate) on_rejection: Option<RejectionHook>,
+    /// The CSRF check of requests whose session came in the cookie (`SessionLayer::csrf`).
+    pub(crate) csrf: crate::csrf::Csrf,
+    /// Who is told what happened to sessions (`SessionLayer::on_event`).
+    pub(crate) events: crate::events::Listeners,
+    /// The layer's per-request counters (`metrics.rs`), shared by its clones.
+    pub(crate) metrics: Arc<crate::metrics::LayerCounters>,
 }
 
 /// What `SessionLayer::on_rejection` keeps.

@@ -139,6 +139,10 @@ impl SessionHandle {
         let mut state = self.0.state();
         if state.action != Action::Destroy {
             state.action = Action::Cycle;
+            // A CSRF token rendered before the new id (a login) is refused after it.
+            state.push(SlotChange::Remove {
+                slot: crate::csrf::SLOT.into(),
+            });
         }
     }
 
@@ -322,13 +326,19 @@ impl SessionHandle {
     /// # let _ = login;
     /// ```
     pub fn insert<T: Session>(&self, value: T) -> Result<(), SessionRejection> {
-        let session = &self.0;
-        if !session.config.registry.is_registered::<T>() {
+        if !self.0.config.registry.is_registered::<T>() {
             return Err(SessionRejection::NotRegistered {
                 name: T::NAME,
                 rust_type: std::any::type_name::<T>(),
             });
         }
+        self.put(value)
+    }
+
+    /// [`insert`](Self::insert) without asking whether `T` is registered: the test kit's
+    /// `seed` stores what an older deployment stored (a `CartV1` of a `migrate_from` chain).
+    pub(crate) fn put<T: Session>(&self, value: T) -> Result<(), SessionRejection> {
+        let session = &self.0;
         let mut typed = Typed::new(value);
         typed.mark_all();
         match typed.changes(session.config.format) {
@@ -468,9 +478,13 @@ impl SessionHandle {
             return Ok(false);
         };
         let store = self.store("revoke a session of an owner")?;
-        owners::revoke(store.as_ref(), &owner, reference)
+        let revoked = owners::revoke(store.as_ref(), &owner, reference)
             .await
-            .map_err(|err| SessionRejection::from_store("SessionHandle", err))
+            .map_err(|err| SessionRejection::from_store("SessionHandle", err))?;
+        let how = crate::metrics::Revocation::One;
+        self.0
+            .note(|tally| tally.revoked(how, &owner, u64::from(revoked)));
+        Ok(revoked)
     }
 
     /// Ends every other session of this session's owner (after a password change, say), and
@@ -492,8 +506,12 @@ impl SessionHandle {
             return Ok(0);
         };
         if let super::Source::Cookie { cookies, .. } = &self.0.source {
+            let own = match self.0.state().found() {
+                Found::Sealed { stamp, .. } => Some(stamp.id),
+                _ => None,
+            };
             let revoked_at = cookies
-                .revoke(&owner, self.0.config.clock.now())
+                .revoke(&owner, own.as_ref(), self.0.config.clock.now())
                 .await
                 .map_err(|err| SessionRejection::from_store("SessionHandle", err))?;
             let mut state = self.0.state();
@@ -503,9 +521,13 @@ impl SessionHandle {
         }
         let store = self.store("revoke the sessions of an owner")?;
         let current = self.0.home_key(&self.0.state());
-        owners::revoke_all(store.as_ref(), &owner, current.as_ref())
+        let ended = owners::revoke_all(store.as_ref(), &owner, current.as_ref())
             .await
-            .map_err(|err| SessionRejection::from_store("SessionHandle", err))
+            .map_err(|err| SessionRejection::from_store("SessionHandle", err))?;
+        let how = crate::metrics::Revocation::Others;
+        self.0
+            .note(|tally| tally.revoked(how, &owner, ended as u64));
+        Ok(ended)
     }
 
     /// The server-side store, or why owners cannot be reached here.

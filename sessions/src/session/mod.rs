@@ -1,19 +1,23 @@
 //! The session of one request, below every framework adapter: what the request carried
 //! ([`Source`]), the per-request [`State`], the pure [`plan`](plan::plan) of what to do with it,
-//! and the one place that carries a plan out (`apply.rs`). The tower layer and the actix
-//! middleware only read the request's headers into a [`RequestSession`] and write its
-//! [`Outcome`] into their response.
+//! the one place that carries a plan out (`apply.rs`), and the seam the adapters call
+//! (`seam.rs`: [`begin`] before the handler, [`SessionHandle::finish`] after it). The tower
+//! service, the actix middleware and the test kit only convert their types.
 
 mod apply;
 pub(crate) mod config;
 mod expiry_slot;
+mod failure;
 mod handle;
 mod owners;
 pub(crate) mod plan;
+mod read_mark;
 mod rejection;
 mod response;
+mod seam;
 mod source;
 mod state;
+mod tally;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -27,42 +31,64 @@ pub use owners::OwnedSession;
 pub(crate) use rejection::Rejected;
 pub use rejection::SessionRejection;
 #[cfg(feature = "actix")]
-pub(crate) use response::Place;
-pub(crate) use source::Source;
+pub(crate) use seam::ResponseHeaders;
+pub(crate) use seam::{Begun, RequestHead, begin};
+pub(crate) use source::{Carrier, Source};
 
+use self::failure::Failure;
 use self::plan::{Facts, Moment, Plan, Seen};
 use self::state::{Action, Found, Home, State};
+use self::tally::Tally;
 use crate::codec::Format;
 use crate::errors::{EncodeError, LoadError};
 use crate::id::SessionKey;
 use crate::record::SlotChange;
 use crate::schema::Session;
-use crate::store::{Entry, StoreError};
+use crate::store::cookie::Revoked;
+use crate::store::{CookieStore, Entry, ReadMark, StoreError};
 use crate::typed::{SlotSink, Typed};
 
-/// The work after a handler that has some (see [`RequestSession::after`]).
+/// The work after a handler that has some (see `RequestSession::after`).
 pub(crate) type AfterHandler = std::pin::Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
 
-/// A request's session. The adapter puts an `Arc` of it into the request (as a
-/// [`SessionHandle`]) and runs [`RequestSession::after`] on the response.
+/// A request's session, made by [`begin`]: the adapter puts it into the request (as a
+/// [`SessionHandle`]) and calls [`SessionHandle::finish`] on the response.
 pub(crate) struct RequestSession {
     pub(crate) config: Arc<Config>,
     pub(crate) source: Source,
+    /// How the request carried its session, and so how the response answers.
+    pub(crate) carrier: Carrier,
     /// The request's `User-Agent`, when the layer captures it for owner bindings.
     pub(crate) agent: Option<String>,
+    /// The read mark of the client's last write, when the store keeps them (`read_mark.rs`).
+    pub(crate) mark: Option<read_mark::CarriedMark>,
     /// Set once the first load ran (its result is in the state).
     loaded: OnceCell<()>,
     state: Mutex<State>,
+    /// What happened to the session, reported when the response is decided (`tally.rs`).
+    tally: Mutex<Tally>,
+    /// Whether anyone counts or listens (`RequestSession::reports`), as the request began.
+    reports: bool,
 }
 
 impl RequestSession {
-    pub(crate) fn new(config: Arc<Config>, source: Source, agent: Option<String>) -> Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        source: Source,
+        carrier: Carrier,
+        agent: Option<String>,
+    ) -> Self {
+        let reports = crate::metrics::recording() || !config.events.is_empty();
         Self {
             config,
             source,
+            carrier,
             agent,
+            mark: None,
             loaded: OnceCell::new(),
             state: Mutex::new(State::new()),
+            tally: Mutex::new(Tally::default()),
+            reports,
         }
     }
 
@@ -100,41 +126,59 @@ impl RequestSession {
                 id: Some(id),
             } => {
                 let key = id.key();
-                found(store.load(&key).await, &key)
+                let mark = self.mark.map_or(ReadMark::None, |mark| mark.for_key(&key));
+                // A replica's copy may answer, as new as the client's last write at least.
+                let loaded = store.load_for_read(&key, mark).await;
+                if matches!(loaded, Ok(None)) && self.reports() {
+                    // Only when someone counts or listens: an ended session, or none at all?
+                    if let Ok(true) = store.has_ended(&key).await {
+                        self.note(Tally::expired);
+                    }
+                }
+                found(loaded, &key)
             }
+            // Boxed: opening a cookie holds much across its awaits, and every future that
+            // loads a session (a handler's extractors) would carry that room.
             Source::Cookie {
                 cookies,
                 token: Some(token),
-            } => {
-                let config = &self.config;
-                match cookies.open(config.cookie.cookie_name(), token, config.clock.now()) {
-                    Ok(opened) => {
-                        if let Some(owner) = &opened.owner {
-                            match cookies.is_revoked(owner, opened.sealed_at).await {
-                                Ok(false) => {}
-                                Ok(true) => {
-                                    tracing::warn!(target: "sessions", "session cookie revoked (its owner's sessions were ended); starting a new session");
-                                    return Found::Absent { moved: false };
-                                }
-                                Err(err) => {
-                                    tracing::error!(target: "sessions", error = %err, "the cookie revocation list cannot be read");
-                                    return Found::Failed(Arc::new(err));
-                                }
-                            }
-                        }
-                        Found::Sealed {
-                            record: opened.record,
-                            deadline: opened.deadline,
-                            needs_reseal: opened.needs_reseal,
-                            owner: opened.owner.map(String::into_boxed_str),
-                            sealed_at: opened.sealed_at,
-                        }
+            } => Box::pin(self.open_cookie(cookies, token)).await,
+        }
+    }
+
+    /// Opens the sealed cookie the request carried.
+    async fn open_cookie(&self, cookies: &CookieStore, token: &str) -> Found {
+        let config = &self.config;
+        match cookies.open(config.cookie.cookie_name(), token, config.clock.now()) {
+            Ok(opened) => {
+                match cookies
+                    .check(&opened.stamp)
+                    .await
+                    .map(|check| check.revoked)
+                {
+                    Ok(Revoked::No) => {}
+                    Ok(_) => {
+                        tracing::warn!(target: "sessions", "session cookie revoked (a logout, a login, or its owner's sessions were ended); starting a new session");
+                        return Found::Absent { moved: false };
                     }
                     Err(err) => {
-                        tracing::warn!(target: "sessions", error = %err, "session cookie refused; starting a new session");
-                        Found::Absent { moved: false }
+                        tracing::error!(target: "sessions", error = %err, "the cookie revocation list cannot be read");
+                        return Found::Failed(Arc::new(err));
                     }
                 }
+                Found::Sealed {
+                    record: opened.record,
+                    deadline: opened.deadline,
+                    needs_reseal: opened.needs_reseal,
+                    stamp: Box::new(opened.stamp),
+                }
+            }
+            Err(err) => {
+                if matches!(err, crate::store::cookie::CookieError::Expired) {
+                    self.note(Tally::expired);
+                }
+                tracing::warn!(target: "sessions", error = %err, "session cookie refused; starting a new session");
+                Found::Absent { moved: false }
             }
         }
     }
@@ -157,7 +201,7 @@ impl RequestSession {
         let cookie_store = matches!(self.source, Source::Cookie { .. });
         let seen = match state.found() {
             Found::NotLoaded => Seen::NotLoaded,
-            Found::Failed(_) => Seen::Failed,
+            Found::Failed(err) => Seen::Failed(Failure::of_load(err)),
             Found::Absent { moved } => Seen::Absent { moved: *moved },
             Found::Stored { session, .. } => Seen::Live {
                 deadline: session.deadline,
@@ -253,7 +297,13 @@ impl RequestSession {
                 .then(|| self.home_key(&state))
                 .flatten()
         };
-        let found = match (&self.source, home) {
+        // Read again from where every write goes (never a replica's copy): a reload after a
+        // 409 must see what won.
+        let carried = match &self.source {
+            Source::Store { id: Some(id), .. } => Some(id.key()),
+            _ => None,
+        };
+        let found = match (&self.source, home.or(carried)) {
             (Source::Store { store, .. }, Some(key)) => found(store.load(&key).await, &key),
             _ => self.fetch().await,
         };
@@ -316,6 +366,10 @@ impl RequestSession {
             .registry
             .load::<T>(state.view())
             .map_err(SessionError::Load)?;
+        drop(state);
+        if let Some(from) = typed.as_ref().and_then(Typed::migrated_from) {
+            self.note(|tally| tally.migrated(T::NAME, from, T::VERSION));
+        }
         Ok((typed, epoch))
     }
 }
@@ -377,8 +431,20 @@ pub(crate) async fn list_owned(
 /// Ends every session of `owner`, for `SessionLayer::revoke_owner`.
 pub(crate) async fn revoke_owned(config: &Config, owner: &str) -> Result<usize, StoreError> {
     match &config.backend {
-        Backend::Store(store) => owners::revoke_all(store.as_ref(), owner, None).await,
-        Backend::Cookie(cookies) => cookies.revoke(owner, config.clock.now()).await.map(|_| 0),
+        Backend::Store(store) => {
+            let ended = owners::revoke_all(store.as_ref(), owner, None).await?;
+            if ended > 0 {
+                crate::metrics::revoked(crate::metrics::Revocation::Owner, ended as u64);
+                config.events.tell(&crate::events::SessionEvent::Revoked {
+                    owner: owner.to_owned(),
+                });
+            }
+            Ok(ended)
+        }
+        Backend::Cookie(cookies) => cookies
+            .revoke(owner, None, config.clock.now())
+            .await
+            .map(|_| 0),
     }
 }
 

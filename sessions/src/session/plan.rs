@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 
+use super::failure::Failure;
 use super::state::Action;
 use crate::expiry::{Deadline, Expiry};
 
@@ -35,8 +36,8 @@ pub(crate) enum Moment {
 pub(crate) enum Seen {
     /// Nothing was loaded.
     NotLoaded,
-    /// The store failed.
-    Failed,
+    /// The store failed; what that means for a write that needed the session.
+    Failed(Failure),
     /// No live session; `moved`: the carried id is one a `cycle_id()` moved away from.
     Absent { moved: bool },
     /// A live session (stored, or a sealed cookie that opened).
@@ -104,49 +105,6 @@ pub(crate) enum Plan {
     Fail(Failure),
 }
 
-/// An error response that replaces the handler's: the status, and a fixed text for the client
-/// (never a backend's error message, which goes to the log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Failure {
-    pub(crate) status: StatusCode,
-    pub(crate) message: &'static str,
-}
-
-impl Failure {
-    pub(crate) const NOT_ENCODED: Failure = Failure {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: "session change cannot be encoded",
-    };
-    pub(crate) const UNAVAILABLE: Failure = Failure {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "session store unavailable; not saved",
-    };
-    pub(crate) const MOVED: Failure = Failure {
-        status: StatusCode::CONFLICT,
-        message: "session moved to a new id while the request ran (a login); not saved",
-    };
-    pub(crate) const ENDED: Failure = Failure {
-        status: StatusCode::CONFLICT,
-        message: "session ended while the request ran (a logout or expiry); not saved",
-    };
-    pub(crate) const CHANGED: Failure = Failure {
-        status: StatusCode::CONFLICT,
-        message: "session changed by another request; not saved",
-    };
-    pub(crate) const BUSY: Failure = Failure {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "session busy with other requests; not saved",
-    };
-    pub(crate) const BROKEN: Failure = Failure {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: "session not saved",
-    };
-    pub(crate) const NOT_DESTROYED: Failure = Failure {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "session not destroyed",
-    };
-}
-
 /// What to do with the session at `moment`.
 pub(crate) fn plan(facts: &Facts, moment: Moment) -> Plan {
     if facts.encode_error {
@@ -184,8 +142,8 @@ pub(crate) fn plan(facts: &Facts, moment: Moment) -> Plan {
     match facts.seen {
         Seen::NotLoaded if writes => Plan::Load,
         Seen::NotLoaded => idle,
-        Seen::Failed if writes && !server_error => Plan::Fail(Failure::UNAVAILABLE),
-        Seen::Failed => idle,
+        Seen::Failed(failure) if writes && !server_error => Plan::Fail(failure),
+        Seen::Failed(_) => idle,
         _ if server_error => Plan::Nothing,
         Seen::Absent { moved } => {
             if !writes {
@@ -415,7 +373,7 @@ mod tests {
     #[test]
     fn a_failed_load_fails_a_write_but_not_a_read() {
         let failed = Facts {
-            seen: Seen::Failed,
+            seen: Seen::Failed(Failure::UNAVAILABLE),
             ..facts()
         };
         assert_eq!(plan(&failed, ok()), Plan::Nothing);

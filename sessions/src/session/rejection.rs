@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::SessionError;
-use super::plan::Failure;
+use super::failure::Failure;
 use crate::errors::StoreError;
 use crate::errors::{Conflict, LoadError};
 use crate::schema::Session;
@@ -52,6 +52,15 @@ pub enum SessionRejection {
         /// What the store said.
         message: String,
     },
+    /// The store is not set up for sessions (its table is missing: `migrate()` was not called
+    /// at start-up). A 500, not a 503: retrying does not help.
+    #[error("session store not set up, while loading `{type_name}`: {message}")]
+    StoreNotSetUp {
+        /// The type the handler asked for.
+        type_name: &'static str,
+        /// What the store said, and the fix.
+        message: String,
+    },
     /// The stored slot could not be decoded (e.g. written by a newer version of the app).
     #[error("stored session data of `{type_name}` cannot be used: {source}")]
     Decode {
@@ -76,7 +85,7 @@ pub enum SessionRejection {
     },
     /// The session ended while the request ran (a logout in another request, or its expiry):
     /// the changes were not saved, and will not be.
-    #[error("session ended while the request ran (a logout or expiry); not saved")]
+    #[error("{}", Failure::ENDED.message)]
     Ended,
     /// After the handler: the request's session changes could not be stored, so the layer
     /// replaced the handler's response (a 503 while the store is down, a 409 when the session
@@ -93,6 +102,10 @@ pub enum SessionRejection {
     /// [`SessionLayer::optimistic_concurrency`](crate::SessionLayer::optimistic_concurrency)).
     #[error(transparent)]
     Conflict(Conflict),
+    /// The CSRF check refused the request before its handler ran (a 403; see
+    /// [`sessions::csrf`](crate::csrf)): nothing was loaded or saved.
+    #[error("CSRF check refused the request: {0}")]
+    Csrf(crate::csrf::CsrfRefusal),
 }
 
 impl SessionRejection {
@@ -108,12 +121,7 @@ impl SessionRejection {
     /// assert_eq!(setup.status(), StatusCode::INTERNAL_SERVER_ERROR);
     /// ```
     pub fn status(&self) -> http::StatusCode {
-        match self {
-            SessionRejection::StoreUnavailable { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
-            SessionRejection::Conflict(_) | SessionRejection::Ended => http::StatusCode::CONFLICT,
-            SessionRejection::NotSaved { status, .. } => *status,
-            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.failure().status
     }
 
     /// The text for the client: a plain sentence, never a type name, a backend's error (host
@@ -130,20 +138,45 @@ impl SessionRejection {
     /// assert_eq!(setup.client_message(), "internal server error");
     /// ```
     pub fn client_message(&self) -> &'static str {
+        self.failure().message
+    }
+
+    /// The row of the failure table this rejection answers with.
+    pub(crate) fn failure(&self) -> Failure {
         match self {
-            SessionRejection::StoreUnavailable { .. } => {
-                "session store unavailable; try again later"
-            }
-            SessionRejection::Decode { .. } => "the stored session cannot be read",
-            SessionRejection::Unsaved { .. } => "session not saved",
-            SessionRejection::Ended => {
-                "session ended while the request ran (a logout or expiry); not saved"
-            }
-            SessionRejection::NotSaved { reason, .. } => reason,
-            SessionRejection::Conflict(_) => "session changed by another request; not saved",
+            SessionRejection::LayerMissing { .. } => Failure::LAYER_MISSING,
+            SessionRejection::NotRegistered { .. } => Failure::NOT_REGISTERED,
+            SessionRejection::StoreUnavailable { .. } => Failure::LOAD_UNAVAILABLE,
+            SessionRejection::StoreNotSetUp { .. } => Failure::NOT_SET_UP,
+            SessionRejection::Decode { .. } => Failure::UNREADABLE,
+            SessionRejection::Unsaved { .. } => Failure::BROKEN,
+            SessionRejection::Unsupported { .. } => Failure::UNSUPPORTED,
+            SessionRejection::Ended => Failure::ENDED,
+            SessionRejection::NotSaved { status, reason } => Failure::find(*status, reason),
+            SessionRejection::Conflict(_) => Failure::CHANGED,
+            SessionRejection::Csrf(refusal) => Failure::csrf(*refusal),
+        }
+    }
+
+    /// Logs the rejection, with its details: a mistake in the app's setup (no layer, a type not
+    /// registered, a store not set up or asked what it cannot do) at `error`, stored data this
+    /// code cannot read at `warn`, and the rest (a store that is down, a race lost) at `debug`:
+    /// the store's failure itself is logged where it happened.
+    pub(crate) fn log(&self) {
+        let reason = self.failure().reason;
+        match self {
             SessionRejection::LayerMissing { .. }
             | SessionRejection::NotRegistered { .. }
-            | SessionRejection::Unsupported { .. } => "internal server error",
+            | SessionRejection::StoreNotSetUp { .. }
+            | SessionRejection::Unsupported { .. } => {
+                tracing::error!(target: "sessions", error = %self, reason, "session rejection: a mistake in the app's setup");
+            }
+            SessionRejection::Decode { .. } => {
+                tracing::warn!(target: "sessions", error = %self, reason, "session rejection: stored data this code cannot use");
+            }
+            _ => {
+                tracing::debug!(target: "sessions", error = %self, reason, "session rejection");
+            }
         }
     }
 
@@ -175,10 +208,13 @@ impl SessionRejection {
         }
     }
 
+    /// A store's failure to load (or save, inside the handler): the store is down, unless it
+    /// is not set up.
     pub(crate) fn store(type_name: &'static str, err: &StoreError) -> Self {
-        SessionRejection::StoreUnavailable {
-            type_name,
-            message: err.to_string(),
+        let message = err.to_string();
+        match err {
+            StoreError::NotSetUp { .. } => SessionRejection::StoreNotSetUp { type_name, message },
+            _ => SessionRejection::StoreUnavailable { type_name, message },
         }
     }
 

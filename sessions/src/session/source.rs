@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
+use http::{HeaderName, header};
 
 use super::config::{Backend, Config, Transport};
+use super::seam::RequestHead;
 use crate::id::SessionId;
 use crate::store::{CookieStore, SessionStore};
 
@@ -22,24 +23,37 @@ pub(crate) enum Source {
     },
 }
 
+/// How the request carried its session (or would have): in the cookie, or in the id header.
+/// The response answers the same way; the CSRF check applies to cookies only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Carrier {
+    Cookie,
+    Header,
+}
+
 impl Source {
-    /// Reads what the request carried: its `Cookie` header values (in order) and, when the id
-    /// travels in a header, that header's value. Whitespace around the value is ignored, in a
-    /// cookie and in a header alike. A malformed id is dropped (and logged without its value):
-    /// the request starts a new session.
-    pub(crate) fn read<'a>(
-        config: &Config,
-        cookies: impl Iterator<Item = &'a [u8]>,
-        header: Option<&'a [u8]>,
-    ) -> Source {
-        let value = match &config.transport {
-            Transport::Cookie => config.cookie.find(cookies),
-            Transport::Header(_) => header
+    /// Reads what the request carried: the session cookie, or, when the id travels in a header
+    /// (always, or for the requests that send that header), that header's value. Whitespace
+    /// around the value is ignored, in a cookie and in a header alike. A malformed id is
+    /// dropped (and logged without its value): the request starts a new session.
+    pub(crate) fn read(config: &Config, head: &impl RequestHead) -> (Source, Carrier) {
+        let carrier = match &config.transport {
+            Transport::Cookie => Carrier::Cookie,
+            Transport::Header(_) => Carrier::Header,
+            // A request that sends the header at all (an empty value too: an API client's
+            // first request) is answered in it.
+            Transport::CookieOrHeader(name) if head.header(name).is_some() => Carrier::Header,
+            Transport::CookieOrHeader(_) => Carrier::Cookie,
+        };
+        let value = match (carrier, config.id_header()) {
+            (Carrier::Header, Some(name)) => head
+                .header(name)
                 .and_then(|value| std::str::from_utf8(value).ok())
                 .map(str::trim),
+            _ => config.cookie.find(head.header_values(&header::COOKIE)),
         }
         .filter(|value| !value.is_empty());
-        match &config.backend {
+        let source = match &config.backend {
             Backend::Cookie(cookies) => Source::Cookie {
                 cookies: cookies.clone(),
                 token: value.map(str::to_owned),
@@ -58,7 +72,8 @@ impl Source {
                     id
                 }),
             },
-        }
+        };
+        (source, carrier)
     }
 
     /// Whether the request carried a session (an id or a sealed cookie).
@@ -71,11 +86,11 @@ impl Source {
 }
 
 impl Config {
-    /// The header the id travels in, when it does not travel in a cookie.
+    /// The header the id travels in, when it does not travel in a cookie (or not always).
     pub(crate) fn id_header(&self) -> Option<&HeaderName> {
         match &self.transport {
             Transport::Cookie => None,
-            Transport::Header(name) => Some(name),
+            Transport::Header(name) | Transport::CookieOrHeader(name) => Some(name),
         }
     }
 }

@@ -28,10 +28,9 @@ pub(crate) enum Found {
         record: Record,
         deadline: Deadline,
         needs_reseal: bool,
-        /// The owner sealed with it (with a revocation list only) and when it was sealed: a
-        /// seal of this request checks again that the owner's cookies were not revoked since.
-        owner: Option<Box<str>>,
-        sealed_at: SystemTime,
+        /// Its id, owner and seal time: a seal of this request checks again that it was not
+        /// revoked since, and a logout revokes it by its id.
+        stamp: Box<crate::store::cookie::Stamp>,
     },
 }
 
@@ -101,6 +100,9 @@ pub(crate) struct State {
     /// `destroy()` was called: the stored session ends, and what the request puts in the
     /// session after that goes into a new one.
     pub(super) destroyed: bool,
+    /// The entry version this request's last write left the session at (the read mark the
+    /// response hands out, `read_mark.rs`).
+    pub(super) written: Option<u64>,
 }
 
 impl State {
@@ -122,6 +124,7 @@ impl State {
             removed_at: Vec::new(),
             cleared_at: None,
             destroyed: false,
+            written: None,
         }
     }
 
@@ -137,6 +140,7 @@ impl State {
 
     /// What was stored, written since: the base of the next store write of this request.
     pub(crate) fn set_stored(&mut self, version: u64, session: Stored) {
+        self.written = Some(version);
         self.set_found(Found::Stored { version, session });
     }
 

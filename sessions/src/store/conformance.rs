@@ -32,6 +32,7 @@ use crate::store::{Entry, SessionStore, Stored};
 
 pub mod sessions;
 pub mod swap;
+pub mod upkeep;
 
 /// How many concurrent writers the concurrent checks run.
 pub const WRITERS: usize = 64;
@@ -60,9 +61,11 @@ pub async fn run<S: SessionStore + Clone>(store: S, clock: impl Clock) {
     sessions::cycle_racing_saves(&store, now()).await;
     sessions::destroy_follows_a_cycle(&store, now()).await;
     sessions::destroy_racing_cycles(&store, now()).await;
+    upkeep::walk_sees_every_live_entry(&store, now()).await;
+    upkeep::sweeping_keeps_live_entries(&store, now()).await;
 }
 
-/// `S` with only its `load`, `swap` and `owned_by`: the trait's own `update` (edit a copy, swap
+/// `S` with only its `load`, `swap`, `owned_by`, `owned_entries`, `scan` and `delete_expired`: the trait's own `update` (edit a copy, swap
 /// it in) instead of `S`'s. A store that overrides [`SessionStore::update`] runs the suite twice,
 /// as itself and as `SwapOnly`, so both ways of saving keep every promise.
 ///
@@ -96,6 +99,26 @@ impl<S: SessionStore> SessionStore for SwapOnly<S> {
         owner: &str,
     ) -> Result<Vec<(SessionKey, Entry)>, crate::errors::StoreError> {
         self.0.owned_by(owner).await
+    }
+    async fn owned_entries(
+        &self,
+        owner: &str,
+    ) -> Result<crate::store::OwnedEntries, crate::errors::StoreError> {
+        self.0.owned_entries(owner).await
+    }
+    async fn scan(
+        &self,
+        cursor: Option<&crate::store::ScanCursor>,
+        limit: usize,
+    ) -> Result<crate::store::ScanPage, crate::errors::StoreError> {
+        self.0.scan(cursor, limit).await
+    }
+    async fn delete_expired(&self) -> Result<u64, crate::errors::StoreError> {
+        self.0.delete_expired().await
+    }
+
+    fn name(&self) -> &'static str {
+        self.0.name()
     }
 }
 
@@ -184,5 +207,5 @@ async fn must_live<S: SessionStore>(store: &S, key: &SessionKey, what: &str) -> 
 }
 
 fn field<'a>(record: &'a Record, slot: &str, field: &str) -> Option<&'a [u8]> {
-    record.slot(slot)?.field(field).map(|b| &b[..])
+    record.slot(slot)?.field(field)
 }

@@ -10,13 +10,15 @@ use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
 
 mod digest;
-mod held;
+mod names;
 use crate::errors::RecordError;
+use crate::expiry::Deadline;
+use crate::record::Record;
 use crate::store::entry::{next_version, writable};
 use crate::store::upkeep::{ScanCursor, ScanPage};
 use crate::store::{Edit, Entry, OwnedEntries, Owner, SessionStore, StoreError, Stored};
 use digest::{BuildDigestHasher, Digest};
-use held::{Held, Shapes};
+use names::SharedNames;
 
 /// How many independently locked shards the map is split into.
 const SHARDS: usize = 16;
@@ -28,6 +30,10 @@ const SWEEP_EVERY: usize = 1024;
 /// Concurrent (sharded locks, never held across an await), saves merged per field, expired
 /// sessions invisible at once and swept as writes go by (or by [`MemoryStore::delete_expired`]).
 /// Sessions are lost when the process ends.
+///
+/// Each session is held as the record a load hands out (shared, so a load copies and decodes
+/// nothing), its fields packed: a slot's field bytes in one buffer, its field names in one list
+/// that every session of the same type shares. The README has the bytes per session.
 ///
 /// ```
 /// use sessions::{MemoryStore, SessionStore};
@@ -46,10 +52,8 @@ struct Inner {
     shards: Box<[Mutex<Map>]>,
     writes: AtomicUsize,
     clock: Arc<dyn Clock>,
-    /// Entries hold records packed ([`MemoryStore::compact`]).
-    packed: bool,
-    /// The layouts packed entries share.
-    shapes: Shapes,
+    /// The field-name lists sessions share.
+    names: SharedNames,
     /// Owner → the keys of sessions bound to that owner. Members may be stale (the session
     /// ended, or was bound to someone else since); listing checks each, and a set is pruned as
     /// it grows.
@@ -61,51 +65,64 @@ type Map = HashMap<Digest, Kept, BuildDigestHasher>;
 /// One entry as the map keeps it.
 struct Kept {
     version: u64,
-    expires_at: SystemTime,
     body: Body,
 }
 
 enum Body {
-    Live { held: Held, session: Meta },
-    Moved { to: SessionKey },
+    Live(Live),
+    /// (Rare: boxed, so that live entries take no room for it.)
+    Moved(Box<Moved>),
 }
 
-/// A live session's fields but its record (which `Held` keeps).
-struct Meta {
-    deadline: crate::expiry::Deadline,
+/// A live session.
+struct Live {
+    /// Packed, its field names shared ([`Record::kept`]).
+    record: Record,
+    deadline: Deadline,
     last_seen: SystemTime,
     owner: Option<Arc<Owner>>,
 }
 
+/// A forwarding mark.
+struct Moved {
+    to: SessionKey,
+    until: SystemTime,
+}
+
 impl Kept {
-    fn new(entry: Entry, previous: Option<&Kept>, inner: &Inner) -> Result<Kept, StoreError> {
-        let expires_at = entry.expires_at();
-        Ok(match entry {
+    /// `entry` as the map keeps it; `previous` is the entry it replaces, if live (whose field
+    /// names it shares).
+    fn new(entry: Entry, previous: Option<&Kept>, inner: &Inner) -> Kept {
+        match entry {
             Entry::Live { version, session } => {
-                let shape = match previous.map(|kept| &kept.body) {
-                    Some(Body::Live { held, .. }) => held.shape(),
-                    _ => None,
+                let held = match previous.map(|kept| &kept.body) {
+                    Some(Body::Live(live)) => names::Held::of(&live.record),
+                    _ => names::Held::default(),
                 };
-                let held = Held::new(session.record, inner.packed, &inner.shapes, shape)?;
+                let mut record = session.record;
+                record.kept(|names| held.share(names, &inner.names));
                 Kept {
                     version,
-                    expires_at,
-                    body: Body::Live {
-                        held,
-                        session: Meta {
-                            deadline: session.deadline,
-                            last_seen: session.last_seen,
-                            owner: session.owner,
-                        },
-                    },
+                    body: Body::Live(Live {
+                        record,
+                        deadline: session.deadline,
+                        last_seen: session.last_seen,
+                        owner: session.owner,
+                    }),
                 }
             }
-            Entry::Moved { version, to, .. } => Kept {
+            Entry::Moved { version, to, until } => Kept {
                 version,
-                expires_at,
-                body: Body::Moved { to },
+                body: Body::Moved(Box::new(Moved { to, until })),
             },
-        })
+        }
+    }
+
+    fn expires_at(&self) -> SystemTime {
+        match &self.body {
+            Body::Live(live) => live.deadline.expires_at,
+            Body::Moved(moved) => moved.until,
+        }
     }
 
     /// The entry as a load returns it: one no write could follow (its version or a slot's
@@ -124,31 +141,31 @@ impl Kept {
 
     fn read(&self) -> Result<Entry, RecordError> {
         Ok(match &self.body {
-            Body::Live { held, session } => Entry::Live {
+            Body::Live(live) => Entry::Live {
                 version: self.version,
                 session: Stored {
-                    record: held.record()?,
-                    deadline: session.deadline,
-                    last_seen: session.last_seen,
-                    owner: session.owner.clone(),
+                    record: live.record.clone(),
+                    deadline: live.deadline,
+                    last_seen: live.last_seen,
+                    owner: live.owner.clone(),
                 },
             },
-            Body::Moved { to } => Entry::Moved {
+            Body::Moved(moved) => Entry::Moved {
                 version: self.version,
-                to: to.clone(),
-                until: self.expires_at,
+                to: moved.to.clone(),
+                until: moved.until,
             },
         })
     }
 
     fn is_live(&self, now: SystemTime) -> bool {
-        now < self.expires_at
+        now < self.expires_at()
     }
 
     fn owner(&self) -> Option<&str> {
         match &self.body {
-            Body::Live { session, .. } => session.owner.as_deref().map(|owner| owner.name.as_str()),
-            Body::Moved { .. } => None,
+            Body::Live(live) => live.owner.as_deref().map(|owner| owner.name.as_str()),
+            Body::Moved(_) => None,
         }
     }
 }
@@ -180,19 +197,15 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
                 writes: AtomicUsize::new(0),
                 clock: Arc::new(clock),
-                packed: false,
-                shapes: Shapes::default(),
+                names: SharedNames::default(),
                 owners: Mutex::default(),
             }),
         }
     }
 
-    /// An empty store that holds each session packed rather than as a ready record: its field
-    /// bytes in one buffer, beside a layout (slot and field names) that every session of the
-    /// same types shares: about half the memory per session (the README has the figures). A
-    /// load decodes nothing (the record's fields are slices of the buffer) but builds the
-    /// record, and a save repacks the buffer: somewhat more CPU than the default store, more on
-    /// a request that writes than on one that only reads.
+    /// The same store as [`MemoryStore::new`]: kept for code written when the default store
+    /// held each session's fields one by one and this one packed them. Every `MemoryStore`
+    /// packs them now, at no cost to a load (the README has the figures).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -210,10 +223,10 @@ impl MemoryStore {
     /// # });
     /// ```
     pub fn compact() -> Self {
-        Self::compact_with_clock(SystemClock)
+        Self::new()
     }
 
-    /// A compact store ([`MemoryStore::compact`]) on the given clock.
+    /// The same store as [`MemoryStore::with_clock`] (see [`MemoryStore::compact`]).
     ///
     /// ```
     /// use sessions::MemoryStore;
@@ -222,11 +235,7 @@ impl MemoryStore {
     /// assert!(store.is_empty());
     /// ```
     pub fn compact_with_clock(clock: impl Clock) -> Self {
-        let mut store = Self::with_clock(clock);
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.packed = true;
-        }
-        store
+        Self::with_clock(clock)
     }
 
     /// How many sessions are held, expired ones not yet swept included.
@@ -315,7 +324,7 @@ impl Inner {
         let mut sessions = 0;
         map.retain(|_, kept| {
             let live = kept.is_live(now);
-            if !live && matches!(kept.body, Body::Live { .. }) {
+            if !live && matches!(kept.body, Body::Live(_)) {
                 sessions += 1;
             }
             live
@@ -333,7 +342,7 @@ impl Inner {
             .map(|shard| {
                 let map = self.lock(shard);
                 map.values()
-                    .filter(|kept| kept.is_live(now) && matches!(kept.body, Body::Live { .. }))
+                    .filter(|kept| kept.is_live(now) && matches!(kept.body, Body::Live(_)))
                     .count() as u64
             })
             .sum()
@@ -473,36 +482,29 @@ impl SessionStore for MemoryStore {
             if kept.version != version {
                 return Ok(None);
             }
-            let Body::Live {
-                held,
-                session: meta,
-            } = &mut kept.body
-            else {
+            let Body::Live(live) = &mut kept.body else {
                 return Ok(None);
             };
+            let held = names::Held::of(&live.record);
             let mut session = Stored {
-                record: held.take_record()?,
-                deadline: meta.deadline,
-                last_seen: meta.last_seen,
-                owner: meta.owner.take(),
+                record: std::mem::take(&mut live.record),
+                deadline: live.deadline,
+                last_seen: live.last_seen,
+                owner: live.owner.take(),
             };
             let was = session.owner_name().map(str::to_owned);
             let result = edit(&mut session);
             // A failed edit changed nothing (every edit checks before it changes): either way
             // the session goes back, edited or not.
-            let shape = held.shape().cloned();
-            *held = Held::new(
-                session.record.clone(),
-                self.inner.packed,
-                &self.inner.shapes,
-                shape.as_ref(),
-            )?;
-            meta.deadline = session.deadline;
-            meta.owner = session.owner.clone();
-            meta.last_seen = session.last_seen;
+            session
+                .record
+                .kept(|names| held.share(names, &self.inner.names));
+            live.record = session.record.clone();
+            live.deadline = session.deadline;
+            live.owner = session.owner.clone();
+            live.last_seen = session.last_seen;
             result?;
             kept.version = next;
-            kept.expires_at = session.deadline.expires_at;
             let bound = session
                 .owner_name()
                 .filter(|owner| Some(*owner) != was.as_deref())
@@ -542,7 +544,7 @@ impl SessionStore for MemoryStore {
         let map = self.inner.lock(Inner::shard_of(key));
         Ok(map
             .get(key)
-            .is_some_and(|kept| !kept.is_live(now) && matches!(kept.body, Body::Live { .. })))
+            .is_some_and(|kept| !kept.is_live(now) && matches!(kept.body, Body::Live(_))))
     }
 
     async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
@@ -628,7 +630,7 @@ impl SessionStore for MemoryStore {
             match new {
                 Some(entry) => {
                     let was = stored.and_then(Kept::owner).map(str::to_owned);
-                    let kept = Kept::new(entry, stored, &self.inner)?;
+                    let kept = Kept::new(entry, stored, &self.inner);
                     let bound = kept.owner().filter(|owner| Some(*owner) != was.as_deref());
                     let bound = bound.map(str::to_owned);
                     map.insert(*key, kept);

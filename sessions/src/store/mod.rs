@@ -10,40 +10,62 @@
 
 pub mod blob;
 pub(crate) mod cookie;
+mod encrypted;
 mod entry;
+mod measured;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+mod memcached;
 mod memory;
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+mod mysql;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 mod postgres;
+mod read_mark;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod sql_time;
+pub(crate) mod seal;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 mod sqlite;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod table_name;
+pub mod upkeep;
 
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 
 pub use cookie::{CookieStore, Key};
-pub use entry::{Entry, Owner, Stored};
+pub use encrypted::Encrypted;
+pub use entry::{Entry, OwnedEntries, Owner, Stored};
+pub(crate) use measured::Measured;
+#[allow(unused_imports, reason = "the census sizes records the same way")]
+pub(crate) use measured::stored_size;
+#[cfg(feature = "memcached")]
+pub use memcached::MemcachedStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlStore;
 pub use ops::{create_session, migrate_session};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use read_mark::ReadMark;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql")))
+)]
 pub use table_name::TableNameError;
+pub use upkeep::{ScanCursor, ScanPage, Upkeep};
 
 pub use crate::dirty::DirtySet;
 pub(crate) use crate::errors::StoreError;
@@ -147,7 +169,7 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Option<Stored>, StoreError> {
         edit(&mut session)?;
         let entry = Entry::Live {
-            version: version + 1,
+            version: entry::next_version(version)?,
             session: session.clone(),
         };
         Ok(self
@@ -156,12 +178,159 @@ pub trait SessionStore: Send + Sync + 'static {
             .then_some(session))
     }
 
+    /// The entry a request reads under `key`: what [`load`](Self::load) returns, or, from a
+    /// store that answers reads from copies which may lag behind its writes (PostgreSQL read
+    /// replicas, [`PostgresStore::read_replicas`](crate::PostgresStore::read_replicas)), a copy
+    /// that `mark` accepts ([`ReadMark::accepts`]), else the primary's.
+    ///
+    /// The layer calls it for a request's load of the session it carried, with the mark its
+    /// client's last write handed out; everything else (a save that lost its compare-and-swap
+    /// and reads again, a logout, a login, `reload()`, the owner operations) calls `load`, which
+    /// must see every write. The default is `load`.
+    ///
+    /// ```
+    /// use sessions::store::ReadMark;
+    /// use sessions::{MemoryStore, SessionId, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let key = SessionId::generate().unwrap().key();
+    /// let store = MemoryStore::new();
+    /// assert!(store.load_for_read(&key, ReadMark::AtLeast(3)).await.unwrap().is_none());
+    /// # });
+    /// ```
+    async fn load_for_read(
+        &self,
+        key: &SessionKey,
+        mark: ReadMark,
+    ) -> Result<Option<Entry>, StoreError> {
+        let _ = mark;
+        self.load(key).await
+    }
+
+    /// How long a client keeps the [`ReadMark`] of its last write: `Some` for a store whose
+    /// [`load_for_read`](Self::load_for_read) may answer from a copy that lags (the layer then
+    /// hands each write's mark out in a companion cookie or header, for that long); `None` (the
+    /// default) for a store whose every load sees every write.
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// assert_eq!(MemoryStore::new().read_mark_ttl(), None);
+    /// ```
+    fn read_mark_ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The live sessions whose [`Stored::owner`] is `owner`, with their keys, in no particular
     /// order: an indexed lookup, not a scan. A store that keeps no owner index says
     /// [`StoreError::Unsupported`] (the default).
     async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
         let _ = owner;
         Err(StoreError::Unsupported("list the sessions of an owner"))
+    }
+
+    /// What [`owned_by`](Self::owned_by) lists, and beside it the entries filed under `owner`
+    /// that the store cannot decode (each with its error, which says the entry's version when
+    /// the store knows it: [`RecordError::stored_version`](crate::error::RecordError::stored_version)),
+    /// instead of failing the whole listing on one of them. The owner operations call this
+    /// one: a listing skips what it cannot read, and a revocation or the cap ends it too.
+    ///
+    /// The default is `owned_by` (with nothing unreadable): a store whose `owned_by` fails on
+    /// an entry it cannot decode then fails the owner operations (closed, never open).
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let found = MemoryStore::new().owned_entries("42").await.unwrap();
+    /// assert!(found.entries.is_empty() && found.unreadable.is_empty());
+    /// # });
+    /// ```
+    async fn owned_entries(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
+        Ok(OwnedEntries::new(self.owned_by(owner).await?))
+    }
+
+    /// One page of a walk of the whole store, for upkeep (eager migration, the census,
+    /// re-keying): up to about `limit` entries that have not ended, with their keys, starting
+    /// where `cursor` (the [`ScanPage::next`] of the page before; `None`: the start) says.
+    /// Entries written or ended during a walk may or may not be seen; one may be seen twice
+    /// (a store that reorganizes itself meanwhile); every entry stored for the whole walk is
+    /// seen. Entries that do not decode are counted in [`ScanPage::unreadable`], not an error.
+    ///
+    /// Walk with [`upkeep::Walk`] rather than by hand: it pauses, resumes and reports
+    /// progress. A store that cannot list its entries says [`StoreError::Unsupported`] (the
+    /// default).
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let page = MemoryStore::new().scan(None, 100).await.unwrap();
+    /// assert!(page.entries.is_empty());
+    /// # });
+    /// ```
+    async fn scan(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let _ = (cursor, limit);
+        Err(StoreError::Unsupported("walk its stored sessions"))
+    }
+
+    /// Removes the entries that have ended now (their space; they are invisible already);
+    /// returns how many. What [`upkeep::spawn_sweeper`] runs. A store that expires entries by
+    /// itself (Redis, Memcached) returns `Ok(0)`; one that cannot says
+    /// [`StoreError::Unsupported`] (the default: a sweeper on it stops).
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// assert_eq!(SessionStore::delete_expired(&MemoryStore::new()).await.unwrap(), 0);
+    /// # });
+    /// ```
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("delete ended sessions"))
+    }
+
+    /// The store's name, for metric labels and trace spans (`store="sqlite"`): a fixed word
+    /// for the kind of store, never its configuration (no address, no table). The default is
+    /// `"custom"`.
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// assert_eq!(MemoryStore::new().name(), "memory");
+    /// ```
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How many live sessions the store holds, where it can count them cheaply (an indexed
+    /// count, a map's size): what its sweeper sets the `sessions_live` gauge to (feature
+    /// `metrics`). A store that cannot says [`StoreError::Unsupported`] (the default).
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// assert_eq!(MemoryStore::new().count_live().await.unwrap(), 0);
+    /// # });
+    /// ```
+    async fn count_live(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("count its live sessions"))
+    }
+
+    /// Whether a session that has ended is still filed under `key` (not swept yet). The layer
+    /// asks after a [`load`](Self::load) found nothing, and only when a metrics recorder is
+    /// installed or an [`on_event`](crate::SessionLayer::on_event) callback listens: it counts
+    /// `sessions_expired_total{seen="load"}` and tells `SessionEvent::Expired`. The default
+    /// says `false` (the store cannot tell: Redis forgets an entry at its end).
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionId, SessionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let key = SessionId::generate().unwrap().key();
+    /// assert!(!MemoryStore::new().has_ended(&key).await.unwrap());
+    /// # });
+    /// ```
+    async fn has_ended(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let _ = key;
+        Ok(false)
     }
 }
 
@@ -187,8 +356,40 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     ) -> Result<Option<Stored>, StoreError> {
         (**self).update(key, version, session, edit).await
     }
+    async fn load_for_read(
+        &self,
+        key: &SessionKey,
+        mark: ReadMark,
+    ) -> Result<Option<Entry>, StoreError> {
+        (**self).load_for_read(key, mark).await
+    }
+    fn read_mark_ttl(&self) -> Option<std::time::Duration> {
+        (**self).read_mark_ttl()
+    }
     async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
         (**self).owned_by(owner).await
+    }
+    async fn owned_entries(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
+        (**self).owned_entries(owner).await
+    }
+    async fn scan(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        (**self).scan(cursor, limit).await
+    }
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        (**self).delete_expired().await
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn count_live(&self) -> Result<u64, StoreError> {
+        (**self).count_live().await
+    }
+    async fn has_ended(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        (**self).has_ended(key).await
     }
 }
 

@@ -385,6 +385,10 @@ impl std::fmt::Debug for MySqlStore {
     }
 }
 
+/// A row holding a session, not a login's forwarding mark: an entry's kind is its blob's tenth
+/// byte (`1` a session, `2` a mark, plus `0x10` when bound to its key; see `store::blob`).
+const SESSION_ROW: &str = "(ASCII(SUBSTRING(data, 10, 1)) & 15) = 1";
+
 #[async_trait::async_trait]
 impl SessionStore for MySqlStore {
     fn name(&self) -> &'static str {
@@ -490,17 +494,57 @@ impl SessionStore for MySqlStore {
     /// Removes the ended rows a batch at a time (one statement each, so that requests' writes
     /// get their rows' locks in between).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = millis(self.clock.now());
+        // The sessions among the rows ended at `now` (not the forwarding marks logins leave),
+        // for `sessions_expired_total`: counted before they go (MySQL has no `RETURNING`).
+        let sessions = if crate::metrics::recording() {
+            let count = format!(
+                "SELECT COUNT(*) FROM `{}` WHERE expires_at <= ? AND {SESSION_ROW}",
+                self.sql.table
+            );
+            let ended: i64 =
+                leased!(self, conn => sqlx::query_scalar(&count).bind(now).fetch_one(conn))?;
+            ended.unsigned_abs()
+        } else {
+            0
+        };
         let mut total = 0;
         loop {
             let removed = leased!(self, conn => sqlx::query(&self.sql.delete_expired)
-                .bind(millis(self.clock.now()))
+                .bind(now)
                 .bind(PAGE)
                 .execute(conn))?
             .rows_affected();
             total += removed;
             if removed < PAGE.unsigned_abs() {
+                crate::metrics::expired_swept(sessions);
                 return Ok(total);
             }
         }
+    }
+
+    /// One count on the expiry index; live sessions only.
+    async fn count_live(&self) -> Result<u64, StoreError> {
+        let count = format!(
+            "SELECT COUNT(*) FROM `{}` WHERE expires_at > ? AND {SESSION_ROW}",
+            self.sql.table
+        );
+        let now = millis(self.clock.now());
+        let live: i64 =
+            leased!(self, conn => sqlx::query_scalar(&count).bind(now).fetch_one(conn))?;
+        Ok(live.unsigned_abs())
+    }
+
+    async fn has_ended(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let ended = format!(
+            "SELECT COUNT(*) FROM `{}` WHERE `key` = ? AND expires_at <= ? AND {SESSION_ROW}",
+            self.sql.table
+        );
+        let now = millis(self.clock.now());
+        let found: i64 = leased!(self, conn => sqlx::query_scalar(&ended)
+            .bind(key.as_bytes().as_slice())
+            .bind(now)
+            .fetch_one(conn))?;
+        Ok(found > 0)
     }
 }

@@ -12,13 +12,17 @@
 //! session before the move follows the mark: the save lands where the session went, the destroy
 //! ends it there. A load never follows a mark (the old id must not reach the new session).
 
+mod queue;
+
 use std::time::{Duration, Instant, SystemTime};
 
+use self::queue::Landed;
+use super::entry::next_version;
 use super::{Edit, Entry, SessionStore, StoreError, Stored};
 use crate::codec::Format;
 use crate::expiry::Deadline;
 use crate::id::{SessionId, SessionKey};
-use crate::record::Record;
+use crate::record::{Record, Slot};
 use crate::registry::{MigrationReport, migrate_slot};
 use crate::schema::Session;
 
@@ -27,7 +31,7 @@ use crate::schema::Session;
 pub(crate) const MOVED_GRACE: Duration = Duration::from_secs(300);
 
 /// How many forwarding marks an operation follows before it calls the chain broken.
-const HOPS: usize = 16;
+pub(crate) const HOPS: usize = 16;
 
 /// How long an operation keeps trying when other writes keep getting there first.
 const RETRY_BUDGET: Duration = Duration::from_secs(3);
@@ -160,8 +164,9 @@ pub(crate) async fn create<S: SessionStore + ?Sized>(
 ///
 /// `base` is the entry the request loaded, tried first (most saves write over it at once); if
 /// another write came in between, the save reads the entry again and runs `edit` again on it.
-/// A forwarding mark is followed. `edit` may fail (a change that no longer fits): nothing is
-/// written then.
+/// A forwarding mark is followed. `edit` may fail (a change that no longer fits): nothing of it
+/// is written then. The saves of one key waiting in this process are combined into one write
+/// (see [`queue`]): a burst of n saves of one session costs O(n) store work, not O(n²).
 pub(crate) async fn save<S: SessionStore + ?Sized>(
     store: &S,
     key: &SessionKey,
@@ -169,40 +174,33 @@ pub(crate) async fn save<S: SessionStore + ?Sized>(
     edit: &mut Edit<'_>,
 ) -> Result<Saved, StoreError> {
     let mut at = key.clone();
-    let mut current = base;
-    let mut hops = 0;
-    let mut attempts = Attempts::new();
-    loop {
-        let entry = match current.take() {
-            Some(entry) => Some(entry),
-            None => store.load(&at).await?,
-        };
-        match entry {
-            None => return Ok(Saved::Missing),
-            Some(Entry::Moved { to, .. }) => {
-                hops += 1;
-                if hops > HOPS {
-                    return Err(StoreError::Contended);
-                }
-                at = to;
+    let mut base = base;
+    for _ in 0..=HOPS {
+        match queue::save_combined(store, &at, base.take(), edit).await? {
+            Landed::Saved { session, version } => {
+                let moved_to = (at != *key).then(|| Box::new(at));
+                return Ok(Saved::Saved {
+                    session,
+                    version,
+                    moved_to,
+                });
             }
-            Some(Entry::Live { version, session }) => {
-                if let Some(session) = store.update(&at, version, session, edit).await? {
-                    let moved_to = (at != *key).then(|| Box::new(at));
-                    return Ok(Saved::Saved {
-                        session,
-                        version: version + 1,
-                        moved_to,
-                    });
-                }
-                attempts.next().await?;
-            }
+            Landed::Missing => return Ok(Saved::Missing),
+            Landed::Moved(to) => at = to,
         }
     }
+    Err(StoreError::Contended)
 }
 
 /// Moves the live session under `from` to the new key `to` (`cycle_id`), applying `edit` on
 /// the way, and leaves a forwarding mark under `from` until `now + MOVED_GRACE`.
+///
+/// A session bound to an owner is filed under `to` with a [`MOVING_SLOT`] naming `from`, and
+/// the slot is removed once `from` is marked: until then a listing of the owner's sessions
+/// shows the session once, under `from` (the id its client holds), and a revocation that ends
+/// it there makes this cycle fail rather than move a revoked session (see
+/// `session::owners::settle`). A revocation between the mark and the slot's removal ends it
+/// under `to`, and the cycle reports it ended (no new id is handed out).
 ///
 /// [`StoreError::Collision`] when `to` is taken (nothing is written then).
 pub(crate) async fn cycle<S: SessionStore + ?Sized>(
@@ -217,6 +215,8 @@ pub(crate) async fn cycle<S: SessionStore + ?Sized>(
     // The version of what this cycle filed under `to` so far.
     let mut filed: Option<u64> = None;
     let mut attempts = Attempts::new();
+    // Whether `from` is marked: the session lives under `to` from then on.
+    let mut marked = false;
     let outcome = loop {
         let entry = match current.take() {
             Some(entry) => Some(entry),
@@ -246,27 +246,43 @@ pub(crate) async fn cycle<S: SessionStore + ?Sized>(
         if let Err(err) = edit(&mut next) {
             break Err(err);
         }
-        let new_version = filed.map_or(1, |v| v + 1);
+        let moving = next.owner.is_some();
+        if moving && let Err(err) = mark_moving(&mut next, from) {
+            break Err(err);
+        }
+        let new_version = match filed.map_or(Ok(1), next_version) {
+            Ok(new_version) => new_version,
+            Err(err) => break Err(err),
+        };
         let entry = Entry::Live {
             version: new_version,
             session: next.clone(),
         };
-        // Nobody knows `to` yet, so nothing else writes there: the swap fails only on a
-        // collision, which is reported before anything is written.
+        // Nobody knows `to` yet, so nothing else writes there: the first swap fails only on a
+        // collision, which is reported before anything is written. A later one fails only if
+        // a revocation ended what this cycle filed (it ends a moving copy only once `from` is
+        // marked, or `from` is gone): the session is ended, not busy.
         match store.swap(to, filed, Some(entry)).await {
             Ok(true) => filed = Some(new_version),
             Ok(false) if filed.is_none() => return Err(StoreError::Collision),
-            Ok(false) => break Err(StoreError::Contended),
+            Ok(false) => break Ok(Cycled::Missing),
             Err(err) => break Err(err),
         }
         let until = (now + MOVED_GRACE).min(next.deadline.expires_at.max(now));
-        let mark = Entry::Moved {
-            version: version + 1,
-            to: to.clone(),
-            until,
+        let mark = match next_version(version) {
+            Ok(version) => Entry::Moved {
+                version,
+                to: to.clone(),
+                until,
+            },
+            Err(err) => break Err(err),
         };
         match store.swap(from, Some(version), Some(mark)).await {
             Ok(true) => {
+                marked = true;
+                if moving {
+                    break Ok(settle_move(store, to, new_version, next).await);
+                }
                 break Ok(Cycled::Moved {
                     session: next,
                     version: new_version,
@@ -279,17 +295,86 @@ pub(crate) async fn cycle<S: SessionStore + ?Sized>(
             break Err(err);
         }
     };
-    if !matches!(outcome, Ok(Cycled::Moved { .. }))
-        && let Some(version) = filed
-    {
+    if !marked && let Some(version) = filed {
         // The session did not move: what was filed under `to` goes (nobody can know its key).
         store.swap(to, Some(version), None).await?;
     }
     outcome
 }
 
+/// The reserved slot a session bound to an owner carries under its new key while `cycle` moves
+/// it there: which key it is moving from (field `from`, the stored key as a JSON string).
+pub(crate) const MOVING_SLOT: &str = "__moving";
+
+/// Files in `session` that it is moving from `from`.
+fn mark_moving(session: &mut Stored, from: &SessionKey) -> Result<(), StoreError> {
+    let from = Format::Json
+        .encode(from.as_str())
+        .map_err(|err| StoreError::Record(err.into()))?;
+    session.record.insert(Slot::new(
+        MOVING_SLOT,
+        1,
+        Format::Json,
+        vec![("from".into(), from)],
+    ));
+    Ok(())
+}
+
+/// The key `session` is moving from, if it is a copy `cycle` filed and has not settled yet.
+pub(crate) fn moving_from(session: &Stored) -> Option<SessionKey> {
+    let from = session.record.slot(MOVING_SLOT)?.field("from")?;
+    let text: String = Format::Json.decode(from).ok()?;
+    SessionKey::from_stored(text)
+}
+
+/// After the mark: removes the [`MOVING_SLOT`] from the session filed under `to` (at
+/// `version`, `session`). The session has moved whatever happens here: a revocation that ended
+/// it meanwhile makes it [`Cycled::Missing`] (the login hands out no id of a revoked session); a
+/// store that fails leaves the slot (a listing copes with it) and the move stands.
+async fn settle_move<S: SessionStore + ?Sized>(
+    store: &S,
+    to: &SessionKey,
+    version: u64,
+    session: Stored,
+) -> Cycled {
+    let filed = Entry::Live {
+        version,
+        session: session.clone(),
+    };
+    let mut settle = |stored: &mut Stored| -> Result<(), StoreError> {
+        stored.record.remove(MOVING_SLOT);
+        Ok(())
+    };
+    match save(store, to, Some(filed), &mut settle).await {
+        Ok(Saved::Saved {
+            session,
+            version,
+            moved_to: None,
+        }) => Cycled::Moved { session, version },
+        Ok(Saved::Saved {
+            session,
+            version,
+            moved_to: Some(at),
+        }) => Cycled::Followed {
+            session,
+            version,
+            at: *at,
+        },
+        Ok(Saved::Missing) => Cycled::Missing,
+        Err(err) => {
+            tracing::warn!(target: "sessions", error = %err, "a moved session keeps its moving mark (listings settle it)");
+            Cycled::Moved { session, version }
+        }
+    }
+}
+
 /// Ends the session under `key`, and wherever `cycle` moved it; ending an absent session is
 /// not an error.
+///
+/// An entry the store cannot read is ended too (a load reads it as nothing, so a logout must
+/// not fail on it): swapped away by the version the store says it has. One whose version the
+/// store cannot say either (foreign data under the key) is left, and the logout reports the
+/// session ended: nothing of it can be loaded.
 pub(crate) async fn destroy<S: SessionStore + ?Sized>(
     store: &S,
     key: &SessionKey,
@@ -299,21 +384,30 @@ pub(crate) async fn destroy<S: SessionStore + ?Sized>(
     let mut at = key.clone();
     let mut attempts = Attempts::new();
     loop {
-        match store.load(&at).await? {
-            None => break,
-            Some(Entry::Moved { version, to, .. }) => {
+        let version = match store.load(&at).await {
+            Ok(None) => break,
+            Ok(Some(Entry::Moved { version, to, .. })) => {
                 if marks.len() >= HOPS {
                     return Err(StoreError::Contended);
                 }
                 marks.push((std::mem::replace(&mut at, to), version));
+                continue;
             }
-            Some(Entry::Live { version, .. }) => {
-                if store.swap(&at, Some(version), None).await? {
+            Ok(Some(Entry::Live { version, .. })) => version,
+            Err(StoreError::Record(err)) => {
+                let Some(version) = err.stored_version() else {
+                    tracing::warn!(target: "sessions", session_key = %at, error = %err, "the entry to end cannot be read, nor its version: left as it is (nothing of it loads)");
                     break;
-                }
-                attempts.next().await?;
+                };
+                tracing::warn!(target: "sessions", session_key = %at, error = %err, "ending an entry that cannot be read");
+                version
             }
+            Err(err) => return Err(err),
+        };
+        if store.swap(&at, Some(version), None).await? {
+            break;
         }
+        attempts.next().await?;
     }
     for (mark, version) in marks.iter().rev() {
         // A mark that changed meanwhile is left to end by itself: it leads nowhere now.
@@ -382,7 +476,8 @@ pub async fn migrate_session<T: Session, S: SessionStore + ?Sized>(
         let migrated = match session.record.slot(T::NAME) {
             Some(slot) => match migrate_slot::<T>(slot, format) {
                 Ok(Some(migrated)) => {
-                    Some((slot.version(), migrated.with_revision(slot.revision() + 1)))
+                    let revision = slot.revision().saturating_add(1);
+                    Some((slot.version(), migrated.with_revision(revision)))
                 }
                 _ => None,
             },
@@ -396,7 +491,10 @@ pub async fn migrate_session<T: Session, S: SessionStore + ?Sized>(
     })
     .await?;
     match (saved, from) {
-        (Saved::Saved { .. }, Some(from)) => *report.migrated.entry(from).or_default() += 1,
+        (Saved::Saved { .. }, Some(from)) => {
+            *report.migrated.entry(from).or_default() += 1;
+            crate::metrics::migrated(T::NAME, from, T::VERSION);
+        }
         (Saved::Saved { .. }, None) => report.current += 1,
         (Saved::Missing, _) => {}
     }

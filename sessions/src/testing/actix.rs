@@ -9,9 +9,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::TestRequest;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 
 use super::client::{TestClient, Transport};
+use crate::actix::{http_header, http_status};
 
 /// Sends a test client's requests to an actix-web app, through `actix_web::test`'s service.
 ///
@@ -97,15 +98,10 @@ where
                     ServiceResponse::new(TestRequest::default().to_http_request(), response)
                 }
             };
-            let status = StatusCode::from_u16(response.status().as_u16())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut out = Response::new(Bytes::new());
-            *out.status_mut() = status;
+            *out.status_mut() = http_status(response.status());
             for (name, value) in response.headers() {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_str().as_bytes()),
-                    HeaderValue::from_bytes(value.as_bytes()),
-                ) {
+                if let Some((name, value)) = http_header(name, value) {
                     out.headers_mut().append(name, value);
                 }
             }

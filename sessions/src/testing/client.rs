@@ -103,8 +103,10 @@ impl<T> TestClient<T> {
         self
     }
 
-    /// Keeps the session id that travels in header `name` (see [`SessionLayer::header`]): a
-    /// response's value is sent with every later request, an empty one forgets it.
+    /// Keeps the session id that travels in header `name` (see [`SessionLayer::header`] and
+    /// [`SessionLayer::cookie_or_header`]), like an API client: the header goes with every
+    /// request (empty until a response gives it a value), and an empty value in a response
+    /// forgets the id.
     ///
     /// ```
     /// let client = sessions::testing::TestClient::new(axum::Router::<()>::new())
@@ -191,7 +193,10 @@ impl<T> TestClient<T> {
         let config = layer.config();
         match &config.transport {
             IdTransport::Cookie => self.cookie(config.cookie.cookie_name()),
-            IdTransport::Header(_) => self
+            IdTransport::CookieOrHeader(_) if self.shared().id_header.is_none() => {
+                self.cookie(config.cookie.cookie_name())
+            }
+            IdTransport::Header(_) | IdTransport::CookieOrHeader(_) => self
                 .shared()
                 .id_header
                 .as_ref()
@@ -212,7 +217,10 @@ impl<T> TestClient<T> {
         let config = layer.config();
         match &config.transport {
             IdTransport::Cookie => self.set_cookie(config.cookie.cookie_name(), token),
-            IdTransport::Header(name) => {
+            IdTransport::CookieOrHeader(_) if self.shared().id_header.is_none() => {
+                self.set_cookie(config.cookie.cookie_name(), token);
+            }
+            IdTransport::Header(name) | IdTransport::CookieOrHeader(name) => {
                 self.shared().id_header = Some((name.clone(), Some(token.to_owned())));
             }
         }
@@ -232,7 +240,10 @@ impl<T> TestClient<T> {
         let config = layer.config();
         match &config.transport {
             IdTransport::Cookie => self.remove_cookie(config.cookie.cookie_name()),
-            IdTransport::Header(_) => {
+            IdTransport::CookieOrHeader(_) if self.shared().id_header.is_none() => {
+                self.remove_cookie(config.cookie.cookie_name());
+            }
+            IdTransport::Header(_) | IdTransport::CookieOrHeader(_) => {
                 if let Some((_, value)) = self.shared().id_header.as_mut() {
                     *value = None;
                 }
@@ -420,8 +431,10 @@ impl<T: Transport> TestClient<T> {
             {
                 request.headers_mut().append(header::COOKIE, value);
             }
-            if let Some((name, Some(value))) = &shared.id_header
-                && let Ok(value) = HeaderValue::from_str(value)
+            // Sent empty before the first session: a layer that takes a cookie or the header
+            // answers in the header the requests that send it.
+            if let Some((name, value)) = &shared.id_header
+                && let Ok(value) = HeaderValue::from_str(value.as_deref().unwrap_or(""))
             {
                 request.headers_mut().insert(name.clone(), value);
             }

@@ -15,6 +15,7 @@ use sessions::prelude::*;
 use sessions::testing::{TestClient, Transport};
 
 use super::App;
+use super::bad_data as bad;
 use super::handlers::{self as h, Answer, Reply};
 use super::model::{Auth, Cart, CurrentUser, Prefs, SIGN_IN_FIRST, Tabs, Wide};
 use super::support::Gate;
@@ -64,6 +65,24 @@ type Param = web::Path<String>;
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/cart").route(web::get().to(read_cart)))
+        .route(
+            "/stats",
+            web::get().to(|stats: IfStored<bad::Stats>| async move {
+                bad::read_stats(stats.into_inner())
+            }),
+        )
+        .route(
+            "/stats/{value}",
+            web::post().to(|stats: Typed<bad::Stats>, value: Param| async move {
+                bad::set_average(stats, value.into_inner())
+            }),
+        )
+        .route(
+            "/policy/{name}",
+            web::post().to(|session: SessionHandle, name: Param| async move {
+                bad::set_policy(session, name.into_inner())
+            }),
+        )
         .route("/cart/{sku}", web::post().to(add_item))
         .route("/coupon/{code}", web::post().to(set_coupon))
         .route("/nothing", web::get().to(|| async { h::nothing() }))
@@ -127,9 +146,16 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/wide/{field}", web::post().to(wide))
         .route("/tab/{tab}/{value}", web::post().to(write_tab))
         .route("/tabs", web::get().to(read_tabs))
+        .route("/tabs/login", web::post().to(h::history_login))
         .route(
-            "/tabs/login",
-            web::post().to(|session: SessionHandle| async move { h::cycle(session) }),
+            "/tabs/revoke-others",
+            web::post().to(h::history_revoke_others),
+        )
+        .route(
+            "/tabs/signin/{user}",
+            web::post().to(|session: SessionHandle, user: web::Path<u64>| async move {
+                h::history_sign_in(session, user.into_inner()).await
+            }),
         )
         .route(
             "/tabs/logout",
@@ -159,7 +185,16 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
             web::post().to(|session: SessionHandle| async move { h::logout_with_flash(session) }),
         )
         .route("/week/flash", web::post().to(h::take_flash))
-        .route("/week/clear", web::post().to(h::clear));
+        .route("/week/clear", web::post().to(h::clear))
+        .route(
+            "/csrf/token",
+            web::get().to(|token: sessions::csrf::CsrfToken| async move { h::csrf_tokens(token) }),
+        )
+        .route(
+            "/csrf/form",
+            web::post()
+                .to(|cart: Typed<Cart>, body: String| async move { h::csrf_form(cart, body) }),
+        );
 }
 
 async fn read_cart(cart: IfStored<Cart>) -> String {

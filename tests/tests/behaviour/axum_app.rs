@@ -10,6 +10,7 @@ use sessions::prelude::*;
 use sessions::testing::{TestClient, Transport};
 
 use super::App;
+use super::bad_data as bad;
 use super::handlers::{self as h, Answer, Reply};
 use super::model::{Auth, Cart, CurrentUser, Prefs, SIGN_IN_FIRST, Tabs, Wide};
 use super::support::Gate;
@@ -51,6 +52,26 @@ impl IntoResponse for Reply {
 pub(crate) fn router(gate: Gate) -> Router {
     Router::new()
         .route("/cart", get(read_cart))
+        .route(
+            "/stats",
+            get(|stats: Option<Typed<bad::Stats>>| async move { bad::read_stats(stats) }),
+        )
+        .route(
+            "/stats/{value}",
+            post(
+                |stats: Typed<bad::Stats>, Path(value): Path<String>| async move {
+                    bad::set_average(stats, value)
+                },
+            ),
+        )
+        .route(
+            "/policy/{name}",
+            post(
+                |session: SessionHandle, Path(name): Path<String>| async move {
+                    bad::set_policy(session, name)
+                },
+            ),
+        )
         .route("/cart/{sku}", post(add_item))
         .route("/coupon/{code}", post(set_coupon))
         .route("/nothing", get(|| async { h::nothing() }))
@@ -104,9 +125,13 @@ pub(crate) fn router(gate: Gate) -> Router {
         .route("/wide/{field}", post(wide))
         .route("/tab/{tab}/{value}", post(write_tab))
         .route("/tabs", get(read_tabs))
+        .route("/tabs/login", post(h::history_login))
+        .route("/tabs/revoke-others", post(h::history_revoke_others))
         .route(
-            "/tabs/login",
-            post(|session: SessionHandle| async move { h::cycle(session) }),
+            "/tabs/signin/{user}",
+            post(|session: SessionHandle, Path(user): Path<u64>| async move {
+                h::history_sign_in(session, user).await
+            }),
         )
         .route(
             "/tabs/logout",
@@ -134,6 +159,14 @@ pub(crate) fn router(gate: Gate) -> Router {
         )
         .route("/week/flash", post(h::take_flash))
         .route("/week/clear", post(h::clear))
+        .route(
+            "/csrf/token",
+            get(|token: sessions::csrf::CsrfToken| async move { h::csrf_tokens(token) }),
+        )
+        .route(
+            "/csrf/form",
+            post(|cart: Typed<Cart>, body: String| async move { h::csrf_form(cart, body) }),
+        )
         .layer(Extension(gate))
 }
 

@@ -9,6 +9,7 @@
 //! pub(crate) async fn memory() -> Option<Fixture<MemoryStore>>      // always
 //! pub(crate) async fn sqlite() -> Option<Fixture<SqliteStore>>      // a temp file, always
 //! pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>>  // SESSIONS_TEST_POSTGRES_URL
+//! pub(crate) async fn postgres_replica() -> Option<Fixture<PostgresStore>> // + SESSIONS_TEST_POSTGRES_REPLICA_URL
 //! pub(crate) async fn redis() -> Option<Fixture<RedisStore>>        // SESSIONS_TEST_REDIS_URL
 //! pub(crate) async fn memory_compact() -> Option<Fixture<MemoryStore>> // always
 //! pub(crate) async fn redis_cached() -> Option<Fixture<RedisStore>> // SESSIONS_TEST_REDIS_URL
@@ -142,6 +143,38 @@ pub(crate) async fn postgres() -> Option<Fixture<PostgresStore>> {
         .expect("connect to SESSIONS_TEST_POSTGRES_URL")
         .table_name(&table);
     store.migrate().await.expect("migrate");
+    Some(Fixture::with_cleanup(store, guard))
+}
+
+/// A `PostgresStore` reading from the streaming replica of `.ci/replica.sh` (loads of requests
+/// on the replica, everything else on the primary), on a table of its own the replica already
+/// holds, once the replica is in use; `None` (with the skip line) without both servers.
+pub(crate) async fn postgres_replica() -> Option<Fixture<PostgresStore>> {
+    let (url, replica) = super::replica_common::urls()?;
+    let table = unique_name("behaviour_replica");
+    let guard = DropTable {
+        url: url.clone(),
+        table: table.clone(),
+    };
+    let store = PostgresStore::connect(&url)
+        .await
+        .expect("connect to SESSIONS_TEST_POSTGRES_URL")
+        .table_name(&table);
+    store.migrate().await.expect("migrate");
+    let servers = super::replica_common::Servers::connect(&url, &replica).await;
+    servers.caught_up().await;
+    let store = store
+        .read_replicas([replica])
+        .expect("SESSIONS_TEST_POSTGRES_REPLICA_URL is a PostgreSQL URL");
+    let ready = store.clone();
+    servers
+        .wait_for("the replica to be in use", || {
+            let ready = ready.clone();
+            async move { ready.replicas_in_use() == 1 }
+        })
+        .await;
+    servers.primary.close().await;
+    servers.replica.close().await;
     Some(Fixture::with_cleanup(store, guard))
 }
 

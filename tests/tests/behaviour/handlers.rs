@@ -34,7 +34,7 @@
 //! | `POST /slow/save-carry-on/{sku}` | the same, but the handler ignores a failed save and answers 200 |
 //! | `POST /save-then-wait/{sku}` | pushes an item, `save()`s, then waits at the gate |
 //! | `POST /wide/{field}` | sets one field of `Wide` |
-//! | `POST /tab/{tab}/{value}`, `GET /tabs`, `POST /tabs/login`, `POST /tabs/logout` | the randomized history's routes |
+//! | `POST /tab/{tab}/{value}`, `GET /tabs`, `POST /tabs/login`, `POST /tabs/signin/{user}`, `POST /tabs/logout`, `POST /tabs/revoke-others` | the randomized history's routes (a login answers `moved` or `new`; the revocation `user=<id> revoked=<n>`) |
 //! | `POST /auth/login/{user}` | signs `user` in: `Auth.user_id` (the owner) and `cycle_id()` |
 //! | `POST /slow/auth/login/{user}` | the same, then waits at the gate (the write happens after) |
 //! | `GET /auth/who` | `user=<id>` or `nobody` (`Option<Typed<Auth>>` / `IfStored<Auth>`) |
@@ -48,6 +48,8 @@
 //! | `POST /week/logout` | `destroy()`, then a `Flash` ("signed out") |
 //! | `POST /week/flash` | takes the flash (reads and removes it): `flash=<message>` or `flash=none` |
 //! | `POST /week/clear` | `clear()`, then `id_text()` |
+//! | `GET /csrf/token` | two renderings of the session's `CsrfToken`, space-separated |
+//! | `POST /csrf/form` | pushes `form` to the cart and answers the request's body as the handler got it |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,6 +88,17 @@ impl Reply {
 pub(crate) type Answer = Result<String, SessionRejection>;
 
 /// How a cart reads in a response body.
+/// `GET /csrf/token`: two renderings of the session's CSRF token.
+pub(crate) fn csrf_tokens(token: sessions::csrf::CsrfToken) -> String {
+    format!("{token} {token}")
+}
+
+/// `POST /csrf/form`: the body as the handler got it, after a change of the cart.
+pub(crate) fn csrf_form(mut cart: Typed<Cart>, body: String) -> String {
+    cart.items_mut().push("form".into());
+    body
+}
+
 pub(crate) fn show(cart: &Cart) -> String {
     format!(
         "items={} coupon={} visits={}",
@@ -350,6 +363,39 @@ pub(crate) fn write_tab(mut tabs: Typed<Tabs>, tab: usize, value: u64) -> Reply 
     } else {
         Reply::new(404, format!("no tab {tab}"))
     }
+}
+
+/// The randomized history's login: `cycle_id()`, answering `moved` when the session it moves
+/// was stored (the new id carries on the old one's data) or `new` (a session the request
+/// starts: the id it carried, if any, was dead).
+pub(crate) async fn history_login(session: SessionHandle) -> Answer {
+    let stored = session.is_stored().await?;
+    session.cycle_id();
+    Ok(if stored { "moved" } else { "new" }.to_owned())
+}
+
+/// The randomized history's sign-in: [`history_login`] that also binds the session to `user`
+/// (the owner).
+pub(crate) async fn history_sign_in(session: SessionHandle, user: u64) -> Answer {
+    let stored = session.is_stored().await?;
+    session
+        .get_or_default::<Auth>()
+        .await?
+        .set_user_id(Some(user));
+    session.cycle_id();
+    Ok(if stored { "moved" } else { "new" }.to_owned())
+}
+
+/// The randomized history's "sign out my other devices": `revoke_others()`, answering whose
+/// session asked (`user=<id>`, or `user=none` for a session of nobody's: a dead id) and how
+/// many sessions ended.
+pub(crate) async fn history_revoke_others(session: SessionHandle) -> Answer {
+    let owner = session.owner().await?;
+    let revoked = session.revoke_others().await?;
+    Ok(format!(
+        "user={} revoked={revoked}",
+        owner.as_deref().unwrap_or("none")
+    ))
 }
 
 /// The tabs' values, comma-separated, or `none` when nothing is stored.

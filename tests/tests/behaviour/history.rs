@@ -1,17 +1,20 @@
-//! The randomized concurrency test of issue 12: a few browsers (each one cookie jar), each with
-//! a few tabs (clones of the browser's client: they share the jar) sending requests at once —
-//! writes of unique values to the tab's own field, reads, logins (`cycle_id`) and logouts —
-//! on a store that yields at random points between its calls, so the requests interleave
-//! differently on every seed. Every request goes into a history (start and end on one logical
-//! clock, the token sent and set, what a read saw), and `history_check` then checks the
-//! history for every promise (its module docs say exactly what each allows).
+//! The randomized concurrency test of issues 12 and 20: a few browsers (each one cookie jar,
+//! each signed in as one of two users), each with a few tabs sending requests at once — writes
+//! of unique values to the tab's own field, reads, logins (`cycle_id`), sign-ins (the owner and
+//! `cycle_id`), logouts, listings of the user's sessions and the three revocations (`revoke` of
+//! a listed session, `revoke_others`, and `revoke_owner` from outside a request) — to two app
+//! instances (two layers over one store, as two processes behind a load balancer: each request
+//! goes to either), on a store that yields at random points between its calls, so the requests
+//! interleave differently on every seed. Every request goes into a history (start and end on
+//! one logical clock, the token sent and set, what a read saw, what a login or a revocation
+//! answered), and `history_check` then checks the history for every promise (its module docs
+//! say exactly what each allows).
 //!
-//! Bounded: 4 browsers × 4 tabs × 150 requests = 2,400 requests (a second or two on
+//! Bounded: 4 browsers × 4 tabs × 150 requests = 2,400 requests (a few seconds on
 //! `MemoryStore`). The seed is printed; `SESSIONS_HISTORY_SEED=<seed>` replays its requests and
 //! its store yields (retries after a lost compare-and-swap wait on real time, so a replay can
 //! still differ there), `SESSIONS_HISTORY_OPS=<n>` sets the requests per tab.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,13 +22,16 @@ use sessions::testing::{TestClient, TestResponse, Transport};
 use sessions::{SessionLayer, SessionStore};
 
 use super::history_check::{Event, Kind, check, report, value};
-use super::model::Tabs;
+use super::model::{Auth, Tabs};
+use super::owners::listing;
 use super::support::{Rng, cookie_value};
 use super::{App, Gate, RecordingStore};
 
 pub(crate) const BROWSERS: usize = 4;
 pub(crate) const TABS: usize = 4;
 const OPS_PER_TAB: usize = 150;
+/// The app instances the requests are spread over.
+const INSTANCES: usize = 2;
 
 /// The run's seed and size, from the environment or fresh.
 pub(crate) fn settings() -> (u64, usize) {
@@ -45,23 +51,53 @@ pub(crate) fn settings() -> (u64, usize) {
     (seed, ops)
 }
 
-/// The requests one tab sends, in order: drawn from the seed, the browser and the tab.
-fn plan(seed: u64, browser: usize, tab: usize, ops: usize) -> Vec<Kind> {
+/// The user browser `browser` signs in as (two browsers per user: the user's devices).
+fn user_of(browser: usize) -> u64 {
+    1 + (browser % 2) as u64
+}
+
+/// What a tab does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Write {
+        value: u64,
+    },
+    Read,
+    Login,
+    SignIn,
+    Logout,
+    List,
+    /// List, then revoke one of the other sessions listed.
+    Revoke,
+    RevokeOthers,
+    RevokeOwner,
+}
+
+/// The requests one tab sends, in order, each with the instance it goes to: drawn from the
+/// seed, the browser and the tab.
+fn plan(seed: u64, browser: usize, tab: usize, ops: usize) -> Vec<(Op, usize)> {
     let mut rng =
         Rng::new(seed ^ ((browser * TABS + tab) as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
     let mut written = 0;
     (0..ops)
-        .map(|_| match rng.below(100) {
-            0..45 => {
-                written += 1;
-                Kind::Write {
-                    tab,
-                    value: value(browser, tab, written),
+        .map(|_| {
+            let op = match rng.below(100) {
+                0..40 => {
+                    written += 1;
+                    Op::Write {
+                        value: value(browser, tab, written),
+                    }
                 }
-            }
-            45..80 => Kind::Read,
-            80..92 => Kind::Login,
-            _ => Kind::Logout,
+                40..68 => Op::Read,
+                68..73 => Op::Login,
+                73..81 => Op::SignIn,
+                81..87 => Op::Logout,
+                87..91 => Op::List,
+                91..94 => Op::Revoke,
+                94..98 => Op::RevokeOthers,
+                _ => Op::RevokeOwner,
+            };
+            (op, rng.below(INSTANCES))
         })
         .collect()
 }
@@ -81,6 +117,10 @@ impl Recorder {
     pub(crate) fn events(&self) -> Vec<Event> {
         self.events.lock().expect("history lock").clone()
     }
+
+    fn push(&self, event: Event) {
+        self.events.lock().expect("history lock").push(event);
+    }
 }
 
 /// What a read's body says it saw.
@@ -96,98 +136,207 @@ fn seen(response: &TestResponse) -> Option<[u64; 4]> {
     Some(values.try_into().expect("four fields"))
 }
 
-/// One tab's run: its requests one after another, each recorded.
-async fn run_tab<T: Transport>(
-    client: TestClient<T>,
-    layer: SessionLayer,
+/// A browser's cookie jar, shared by its tabs: the session token it holds.
+type Jar = Arc<Mutex<Option<String>>>;
+
+/// One tab: a client of each instance (their own jars are set from the browser's before each
+/// request), and where it records.
+struct Tab<T> {
+    clients: Vec<TestClient<T>>,
+    layers: Vec<SessionLayer>,
+    jar: Jar,
     recorder: Recorder,
     browser: usize,
     tab: usize,
-    requests: Vec<Kind>,
-) {
-    for kind in requests {
-        // Read the token, stamp the start and send, with no await in between: what the
-        // request carries is what the jar held at its start.
-        let sent = client.session(&layer);
-        let start = recorder.tick();
-        let response = match kind {
-            Kind::Write { tab, value } => client.post(&format!("/tab/{tab}/{value}")).await,
-            Kind::Read => client.get("/tabs").await,
-            Kind::Login => client.post("/tabs/login").await,
-            Kind::Logout => client.post("/tabs/logout").await,
+}
+
+impl<T: Transport> Tab<T> {
+    /// Sends `method path` to `instance` carrying what the jar holds now, and records it as
+    /// `kind`; the jar takes the token the response sets. Reading the jar, stamping the start
+    /// and sending happen with no await in between: what the request carries is what the jar
+    /// held at its start.
+    async fn send(
+        &self,
+        instance: usize,
+        kind: Kind,
+        post: bool,
+        path: &str,
+    ) -> (Event, TestResponse) {
+        let (client, layer) = (&self.clients[instance], &self.layers[instance]);
+        let sent = self.jar.lock().expect("jar lock").clone();
+        match &sent {
+            Some(token) => client.set_session(layer, token),
+            None => client.forget_session(layer),
+        }
+        let start = self.recorder.tick();
+        let response = if post {
+            client.post(path).await
+        } else {
+            client.get(path).await
         };
-        let end = recorder.tick();
-        let status = response.status().as_u16();
+        let end = self.recorder.tick();
         let set = response
             .set_cookies()
             .iter()
             .find(|line| line.starts_with("session="))
             .map(|line| cookie_value(line).to_owned());
-        let seen = (kind == Kind::Read && status == 200)
-            .then(|| seen(&response))
-            .flatten();
-        recorder.events.lock().expect("history lock").push(Event {
-            browser,
-            tab,
-            kind,
-            start,
-            end,
-            status,
-            sent,
-            set,
-            seen,
-        });
+        match set.as_deref() {
+            Some("") => *self.jar.lock().expect("jar lock") = None,
+            Some(token) => *self.jar.lock().expect("jar lock") = Some(token.to_owned()),
+            None => {}
+        }
+        let mut event = Event::new(self.browser, self.tab, kind, start, end);
+        event.instance = instance;
+        event.status = response.status().as_u16();
+        event.sent = sent;
+        event.set = set;
+        event.error = response.header("x-session-error").map(str::to_owned);
+        (event, response)
     }
-}
 
-/// Every tab's run, to be `spawn_local`ed: on one thread, a tab's reading the token from the
-/// jar and its request carrying it are one step (on several threads another tab's response
-/// could change the jar in between, and the history would record a token the request did not
-/// carry).
-pub(crate) fn tab_runs<T: Transport + Clone + 'static>(
-    browsers: &[TestClient<T>],
-    layer: &SessionLayer,
-    recorder: &Recorder,
-    seed: u64,
-    ops: usize,
-) -> Vec<impl Future<Output = ()> + use<T>> {
-    let mut runs = Vec::new();
-    for (browser, client) in browsers.iter().enumerate() {
-        for tab in 0..TABS {
-            runs.push(run_tab(
-                client.clone(),
-                layer.clone(),
-                recorder.clone(),
-                browser,
-                tab,
-                plan(seed, browser, tab, ops),
-            ));
+    /// Carries out one step of the plan.
+    async fn step(&self, op: Op, instance: usize, rng: &mut Rng) {
+        let user = user_of(self.browser);
+        let ok = |response: &TestResponse| response.status().is_success();
+        match op {
+            Op::Write { value } => {
+                let path = format!("/tab/{}/{value}", self.tab);
+                let kind = Kind::Write {
+                    tab: self.tab,
+                    value,
+                };
+                let (event, _) = self.send(instance, kind, true, &path).await;
+                self.recorder.push(event);
+            }
+            Op::Read => {
+                let (mut event, response) = self.send(instance, Kind::Read, false, "/tabs").await;
+                event.seen = ok(&response).then(|| seen(&response)).flatten();
+                self.recorder.push(event);
+            }
+            Op::Login | Op::SignIn => {
+                let (kind, path) = match op {
+                    Op::Login => (Kind::Login, "/tabs/login".to_owned()),
+                    _ => (Kind::SignIn { user }, format!("/tabs/signin/{user}")),
+                };
+                let (mut event, response) = self.send(instance, kind, true, &path).await;
+                event.moved = ok(&response) && response.text() == "moved";
+                self.recorder.push(event);
+            }
+            Op::Logout => {
+                let (event, _) = self
+                    .send(instance, Kind::Logout, true, "/tabs/logout")
+                    .await;
+                self.recorder.push(event);
+            }
+            Op::List | Op::Revoke => {
+                let (mut event, response) = self
+                    .send(instance, Kind::List, false, "/auth/sessions")
+                    .await;
+                let listed = if ok(&response) {
+                    listing(&response.text())
+                } else {
+                    Vec::new()
+                };
+                event.reference = listed
+                    .iter()
+                    .find(|entry| entry.current)
+                    .map(|entry| entry.reference.clone());
+                self.recorder.push(event);
+                let others: Vec<_> = listed.iter().filter(|entry| !entry.current).collect();
+                if op == Op::Revoke && !others.is_empty() {
+                    let reference = others[rng.below(others.len())].reference.clone();
+                    let path = format!("/auth/revoke/{reference}");
+                    let (mut event, response) =
+                        self.send(instance, Kind::Revoke, true, &path).await;
+                    event.reference = Some(reference);
+                    event.revoked = match response.text().as_str() {
+                        "revoked=true" => Some(1),
+                        "revoked=false" => Some(0),
+                        _ => None,
+                    };
+                    self.recorder.push(event);
+                }
+            }
+            Op::RevokeOthers => {
+                let (mut event, response) = self
+                    .send(instance, Kind::RevokeOthers, true, "/tabs/revoke-others")
+                    .await;
+                if ok(&response) {
+                    let text = response.text();
+                    let mut parts = text.split(' ');
+                    let mut field = |name: &str| {
+                        parts
+                            .next()
+                            .and_then(|part| part.strip_prefix(name))
+                            .map(str::to_owned)
+                    };
+                    event.user = field("user=").and_then(|user| user.parse().ok());
+                    event.revoked = field("revoked=").and_then(|n| n.parse().ok());
+                }
+                self.recorder.push(event);
+            }
+            Op::RevokeOwner => {
+                let kind = Kind::RevokeOwner { user };
+                let start = self.recorder.tick();
+                let revoked = self.layers[instance].revoke_owner(&user.to_string()).await;
+                let end = self.recorder.tick();
+                let mut event = Event::new(self.browser, self.tab, kind, start, end);
+                event.instance = instance;
+                event.status = if revoked.is_ok() { 200 } else { 503 };
+                event.revoked = revoked.ok();
+                self.recorder.push(event);
+            }
         }
     }
-    runs
+
+    async fn run(self, steps: Vec<(Op, usize)>, mut rng: Rng) {
+        for (op, instance) in steps {
+            self.step(op, instance, &mut rng).await;
+        }
+    }
 }
 
-/// The layer of a history run over `store`, which yields as `seed` says.
-pub(crate) fn history_layer<S: SessionStore + Clone>(store: S, seed: u64) -> SessionLayer {
-    SessionLayer::new(RecordingStore::new(store).interleaving_seeded(seed)).register::<Tabs>()
+/// The layers of a history run: `INSTANCES` layers over `store`, which yields as `seed` says.
+pub(crate) fn history_layers<S: SessionStore + Clone>(store: S, seed: u64) -> Vec<SessionLayer> {
+    let store = RecordingStore::new(store).interleaving_seeded(seed);
+    (0..INSTANCES)
+        .map(|_| {
+            SessionLayer::new(store.clone())
+                .register::<Tabs>()
+                .register::<Auth>()
+        })
+        .collect()
 }
 
 /// Checks a finished run: every promise, and that the run exercised what it checks (so that
 /// it cannot pass by doing nothing).
 pub(crate) fn verify(events: &[Event], seed: u64, ops: usize) {
-    assert_eq!(events.len(), BROWSERS * TABS * ops);
+    assert!(events.len() >= BROWSERS * TABS * ops);
     let count = |what: &dyn Fn(&Event) -> bool| events.iter().filter(|event| what(event)).count();
     let acked = |event: &Event| (200..300).contains(&event.status);
     let writes = count(&|e| matches!(e.kind, Kind::Write { .. }) && acked(e));
     let refused = count(&|e| matches!(e.kind, Kind::Write { .. }) && !acked(e));
     let reads_with_data = count(&|e| e.kind == Kind::Read && e.seen.is_some());
     let moves = count(&|e| {
-        e.kind == Kind::Login && acked(e) && e.set.as_deref().is_some_and(|s| !s.is_empty())
+        matches!(e.kind, Kind::Login | Kind::SignIn { .. })
+            && acked(e)
+            && e.moved
+            && e.set.as_deref().is_some_and(|s| !s.is_empty())
     });
+    let sign_ins = count(&|e| matches!(e.kind, Kind::SignIn { .. }) && acked(e));
     let logouts = count(&|e| e.kind == Kind::Logout && acked(e));
+    let revocations = count(&|e| {
+        matches!(
+            e.kind,
+            Kind::Revoke | Kind::RevokeOthers | Kind::RevokeOwner { .. }
+        ) && acked(e)
+            && e.revoked.is_some_and(|n| n > 0)
+    });
+    let unsaved = count(&|e| e.status >= 500);
     println!(
-        "history seed {seed}: {} requests; {writes} writes acknowledged, {refused} refused; \
-         {reads_with_data} reads saw data; {moves} logins moved a session; {logouts} logouts",
+        "history seed {seed}: {} requests; {writes} writes acknowledged, {refused} refused \
+         ({unsaved} answered 5xx); {reads_with_data} reads saw data; {moves} logins moved a \
+         session; {sign_ins} sign-ins; {logouts} logouts; {revocations} revocations ended sessions",
         events.len()
     );
     let violations = check(events);
@@ -198,13 +347,19 @@ pub(crate) fn verify(events: &[Event], seed: u64, ops: usize) {
     );
     if ops >= OPS_PER_TAB {
         assert!(
-            writes > 100 && reads_with_data > 100 && moves > 10 && logouts > 10,
+            writes > 100
+                && reads_with_data > 100
+                && moves > 10
+                && sign_ins > 10
+                && logouts > 10
+                && revocations > 10,
             "too little happened"
         );
     }
 }
 
-/// The randomized history on `store`: 4 browsers, 4 tabs each, every promise checked.
+/// The randomized history on `store`: 4 browsers of 2 users, 4 tabs each, two app instances,
+/// every promise checked.
 pub(crate) async fn randomized_history_keeps_every_promise<A: App, S: SessionStore + Clone>(
     store: S,
 ) {
@@ -213,16 +368,29 @@ pub(crate) async fn randomized_history_keeps_every_promise<A: App, S: SessionSto
         "{}: history seed {seed} (replay: SESSIONS_HISTORY_SEED={seed})",
         A::NAME
     );
-    let layer = history_layer(store, seed);
-    let mut browsers = Vec::new();
-    for _ in 0..BROWSERS {
-        browsers.push(A::serve(layer.clone(), Gate::default()).await);
-    }
+    let layers = history_layers(store, seed);
     let recorder = Recorder::default();
-    let runs: Vec<_> = tab_runs(&browsers, &layer, &recorder, seed, ops)
-        .into_iter()
-        .map(tokio::task::spawn_local)
-        .collect();
+    let mut runs = Vec::new();
+    for browser in 0..BROWSERS {
+        let jar = Jar::default();
+        for tab in 0..TABS {
+            let mut clients = Vec::new();
+            for layer in &layers {
+                clients.push(A::serve(layer.clone(), Gate::default()).await);
+            }
+            let tab_run = Tab {
+                clients,
+                layers: layers.clone(),
+                jar: jar.clone(),
+                recorder: recorder.clone(),
+                browser,
+                tab,
+            };
+            let steps = plan(seed, browser, tab, ops);
+            let rng = Rng::new(seed ^ (browser * TABS + tab) as u64);
+            runs.push(tokio::task::spawn_local(tab_run.run(steps, rng)));
+        }
+    }
     for run in runs {
         run.await.expect("a tab panicked");
     }

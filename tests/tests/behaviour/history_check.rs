@@ -1,31 +1,43 @@
 //! The checker of the randomized history (`history.rs`): given every request the browsers
 //! made — who, what, when it started and ended (one logical clock), the token it carried, the
-//! token its response set and what a read saw — it finds every broken promise.
+//! token its response set, what a read saw and what a login or a revocation answered — it
+//! finds every broken promise.
 //!
 //! # The model
 //!
-//! Each browser has tabs; tab `t` alone writes field `t` of the browser's session, with values
-//! that say who wrote them ([`value`]) and grow with each write of the tab. Requests of one tab
-//! run one after another; requests of different tabs overlap freely. `A` *precedes* `B` when
-//! `A` ended before `B` started; otherwise they are concurrent.
+//! Each browser belongs to a user and has tabs; tab `t` alone writes field `t` of the browser's
+//! session, with values that say who wrote them ([`value`]) and grow with each write of the
+//! tab. Requests of one tab run one after another; requests of different tabs overlap freely.
+//! `A` *precedes* `B` when `A` ended before `B` started; otherwise they are concurrent. The
+//! requests go to either of two app instances (two layers over one store).
 //!
 //! A *session* here is a lineage of tokens: a token a write's response set starts one (a new
-//! session), and an acknowledged login that answered with a new token adds it to the lineage
-//! of the token it carried (the data moved). A write belongs to the session of the token its
-//! response set, or else of the token it carried. A request carrying a token whose session a
-//! login moved sees a fresh, empty session ("nothing") if it reached the store after the move.
+//! session), and an acknowledged login that moved a stored session (it answers `moved`) and set
+//! a new token adds it to the lineage of the token it carried. A write belongs to the session of
+//! the token its response set, or else of the token it carried. A request carrying a token whose
+//! session a login moved sees a fresh, empty session ("nothing") if it reached the store after
+//! the move.
+//!
+//! A session is *bound* to a user by a sign-in (a login that also sets the owner field); a
+//! session is bound *before* a time when an acknowledged sign-in into it ended before then.
+//! Three revocations end sessions of a user: `revoke_owner(user)` (from outside a request) ends
+//! every session bound to the user; "sign out my other devices" (`revoke_others`) every one but
+//! the asking session (wherever a login moved it); `revoke(reference)` the one listed under the
+//! reference (a listing tells which session each reference is: the asking session's own line).
 //!
 //! # The invariants, and what each allows in concurrent cases
 //!
 //! 1. **An acknowledged write survives.** For a write `W` answered 2xx and a read `R` answered
 //!    2xx of the same session with `W` preceding `R`: `R` shows `W`'s value in `W`'s field, or
-//!    a newer value of that field. Allowed: `R` may show *nothing* (no session) if a logout of
-//!    that session that did not end before `W` started, started before `R` ended (a logout
-//!    overlapping or after `W` may have ended the session before `R` loaded it); and `R` may
-//!    show nothing if it overlapped the login that moved the token it carried (its browser did
-//!    not have the new id yet). A read that shows the session shows it alive, so after `W`'s
-//!    write: it has no excuse. Nor has a read carrying an old token *after* the login that
-//!    moved it ended: its browser should hold the new id, so something re-sent the old one.
+//!    a newer value of that field. Allowed: `R` may show *nothing* (no session) if something
+//!    that may have ended the session (a logout of it, or a revocation that may have reached
+//!    it: see *endings* below) did not end before `W` started and started before `R` ended; and
+//!    `R` may show nothing if it overlapped a login carrying the token it carried (its browser
+//!    did not have the new id yet; a login that moved the session and then found it ended at
+//!    its new id answers 409, and leaves the old id a forwarding mark all the same). A read that shows the session shows it alive, so
+//!    after `W`'s write: it has no excuse. Nor has a read carrying an old token *after* the
+//!    login that moved it ended: its browser should hold the new id, so something re-sent the
+//!    old one. A session's own "sign out my other devices" is no excuse: it keeps the session.
 //!    What this cannot see: a write overlapping a logout, answered 2xx although the logout
 //!    dropped it, looks exactly like one stored just before the logout (both leave no trace);
 //!    the race tests (`races_logout`, `lost_writes`) hold that case at gates instead.
@@ -41,10 +53,23 @@
 //!    with anything but 2xx (409, 503: "not saved").
 //! 5. **Reads are monotonic.** For reads `R1` preceding `R2` of the same session, both 2xx,
 //!    `R2` shows in every field at least what `R1` showed. `R2` showing nothing is allowed only
-//!    as in 1 (a logout of the session starting before `R2` ended, or `R2` overlapping the
-//!    login that moved its token).
+//!    as in 1.
 //! 6. **One move per id.** At most one login answers a new token for any one carried token (a
 //!    second login at once follows the first and answers none).
+//! 7. **A revocation ends every session the user had when it began, and stays done.** After an
+//!    acknowledged revocation, every session it must end — for `revoke_owner(u)` each session
+//!    bound to `u` before the revocation started; for `revoke_others` each other session bound
+//!    to the asker's user before then (when the asker was signed in: it answers whose it was);
+//!    for a `revoke(reference)` answered `true`, the session listed under the reference — is
+//!    final as after a logout (rule 2): a later read carrying any of its tokens shows nothing,
+//!    and a later write with one lands in a new session. A session bound while the revocation
+//!    ran may or may not be ended (the revocation and the sign-in were concurrent).
+//!
+//! *Endings* (the excuses of rules 1 and 5): a logout carrying a token of the session (any
+//! answer: a failed one may have ended it); `revoke_owner(u)`, and another session's
+//! `revoke_others` of user `u`, for a session with a sign-in of `u` that started before the
+//! revocation ended; a `revoke(reference)` of the session (or of an unknown reference of a
+//! user the session was signed in as).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,8 +83,24 @@ pub(crate) enum Kind {
     Read,
     /// `cycle_id()`.
     Login,
+    /// Bind the session to `user` (the owner field) and `cycle_id()`.
+    SignIn { user: u64 },
     /// `destroy()`.
     Logout,
+    /// `owner_sessions()`: the event's `reference` is the asking session's own.
+    List,
+    /// `revoke(reference)` of the event's `reference`; `revoked` is 1 when it ended one.
+    Revoke,
+    /// `revoke_others()`: `user` is whose session asked, `revoked` how many ended.
+    RevokeOthers,
+    /// `SessionLayer::revoke_owner(user)`, from outside a request.
+    RevokeOwner { user: u64 },
+}
+
+impl Kind {
+    fn is_login(self) -> bool {
+        matches!(self, Kind::Login | Kind::SignIn { .. })
+    }
 }
 
 /// One request of the history.
@@ -67,6 +108,8 @@ pub(crate) enum Kind {
 pub(crate) struct Event {
     pub(crate) browser: usize,
     pub(crate) tab: usize,
+    /// The app instance it went to.
+    pub(crate) instance: usize,
     pub(crate) kind: Kind,
     /// When it was sent and when its response arrived, on one logical clock.
     pub(crate) start: u64,
@@ -78,9 +121,41 @@ pub(crate) struct Event {
     pub(crate) set: Option<String>,
     /// For a 2xx read: the fields it saw, `None` for "no session".
     pub(crate) seen: Option<[u64; 4]>,
+    /// For a login: whether it moved a stored session (`moved`) rather than start one.
+    pub(crate) moved: bool,
+    /// For a listing, the asking session's own reference; for `revoke`, the one revoked.
+    pub(crate) reference: Option<String>,
+    /// For `revoke_others`: whose session asked (`None`: nobody's).
+    pub(crate) user: Option<u64>,
+    /// For a revocation: how many sessions it says it ended.
+    pub(crate) revoked: Option<usize>,
+    /// For a refusal: why (the `x-session-error` header), for the report.
+    pub(crate) error: Option<String>,
 }
 
 impl Event {
+    /// A request with nothing but its kind and times filled in (the rest: nothing carried,
+    /// set, seen or answered).
+    pub(crate) fn new(browser: usize, tab: usize, kind: Kind, start: u64, end: u64) -> Self {
+        Self {
+            browser,
+            tab,
+            instance: 0,
+            kind,
+            start,
+            end,
+            status: 200,
+            sent: None,
+            set: None,
+            seen: None,
+            moved: false,
+            reference: None,
+            user: None,
+            revoked: None,
+            error: None,
+        }
+    }
+
     fn acknowledged(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -110,9 +185,10 @@ impl fmt::Display for Event {
         };
         write!(
             f,
-            "b{}t{} {:?} [{}..{}] {} sent={} set={}",
+            "b{}t{}@{} {:?} [{}..{}] {} sent={} set={}",
             self.browser,
             self.tab,
+            self.instance,
             self.kind,
             self.start,
             self.end,
@@ -124,6 +200,21 @@ impl fmt::Display for Event {
             write!(f, " saw={seen:?}")?;
         } else if self.kind == Kind::Read && self.acknowledged() {
             write!(f, " saw=nothing")?;
+        }
+        if self.kind.is_login() && self.acknowledged() {
+            write!(f, " {}", if self.moved { "moved" } else { "new" })?;
+        }
+        if let Some(reference) = &self.reference {
+            write!(f, " ref={}", reference.chars().take(6).collect::<String>())?;
+        }
+        if let Some(user) = self.user {
+            write!(f, " user={user}")?;
+        }
+        if let Some(revoked) = self.revoked {
+            write!(f, " revoked={revoked}")?;
+        }
+        if let Some(error) = &self.error {
+            write!(f, " ({error})")?;
         }
         Ok(())
     }
@@ -156,6 +247,7 @@ pub(crate) const FOREIGN: &str = "3. no foreign or invented values";
 pub(crate) const REFUSED: &str = "4. a refused write is not stored";
 pub(crate) const MONOTONIC: &str = "5. reads are monotonic";
 pub(crate) const ONE_MOVE: &str = "6. one move per id";
+pub(crate) const REVOKED: &str = "7. a revocation ends every session the user had, for good";
 
 /// The sessions of a history: tokens grouped into lineages.
 struct Sessions {
@@ -179,9 +271,10 @@ impl Sessions {
             }
         }
         for event in history {
-            if let (Kind::Login, true, Some(sent), Some(new)) = (
-                event.kind,
+            if let (true, true, true, Some(sent), Some(new)) = (
+                event.kind.is_login(),
                 event.acknowledged(),
+                event.moved,
                 event.sent.as_deref(),
                 event.new_token(),
             ) {
@@ -214,7 +307,7 @@ impl Sessions {
         event.sent.as_deref().map(|token| self.root(token))
     }
 
-    /// The session a write went into.
+    /// The session a write (or a sign-in) went into.
     fn written(&self, event: &Event) -> Option<String> {
         event
             .new_token()
@@ -223,9 +316,146 @@ impl Sessions {
     }
 }
 
+/// Who signed which session in, and what each revocation may and must end.
+struct Owners<'h> {
+    history: &'h [Event],
+    /// Per session: its sign-ins (user, event index).
+    sign_ins: HashMap<String, Vec<(u64, usize)>>,
+    /// Per reference a listing showed as the asking session's own: that session.
+    referenced: HashMap<String, String>,
+}
+
+impl<'h> Owners<'h> {
+    fn of(history: &'h [Event], sessions: &Sessions) -> Self {
+        let mut sign_ins: HashMap<String, Vec<(u64, usize)>> = HashMap::new();
+        let mut referenced = HashMap::new();
+        for (index, event) in history.iter().enumerate() {
+            match event.kind {
+                Kind::SignIn { user } => {
+                    if let Some(session) = sessions.written(event) {
+                        sign_ins.entry(session).or_default().push((user, index));
+                    }
+                }
+                Kind::List if event.acknowledged() => {
+                    if let (Some(reference), Some(session)) =
+                        (&event.reference, sessions.carried(event))
+                    {
+                        referenced.insert(reference.clone(), session);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Owners {
+            history,
+            sign_ins,
+            referenced,
+        }
+    }
+
+    /// Whether `session` was signed in as `user` by a sign-in that started before `time` (it
+    /// may have been bound by then).
+    fn maybe_bound(&self, session: &str, user: u64, time: u64) -> bool {
+        self.sign_ins.get(session).is_some_and(|all| {
+            all.iter()
+                .any(|&(u, i)| u == user && self.history[i].start < time)
+        })
+    }
+
+    /// Whether `session` was bound to `user` before `time`: an acknowledged sign-in of `user`
+    /// into it ended before then.
+    fn bound_before(&self, session: &str, user: u64, time: u64) -> bool {
+        self.sign_ins.get(session).is_some_and(|all| {
+            all.iter().any(|&(u, i)| {
+                let sign_in = &self.history[i];
+                u == user && sign_in.acknowledged() && sign_in.end < time
+            })
+        })
+    }
+
+    /// The users `session` was ever signed in as.
+    fn users_of(&self, session: &str) -> Vec<u64> {
+        self.sign_ins
+            .get(session)
+            .map(|all| all.iter().map(|&(u, _)| u).collect())
+            .unwrap_or_default()
+    }
+
+    /// The sessions with a sign-in.
+    fn signed_in(&self) -> impl Iterator<Item = &String> {
+        self.sign_ins.keys()
+    }
+
+    /// Whether the revocation `event` may have ended `session` (`asker`: the session it carried).
+    fn may_end(&self, event: &Event, asker: Option<&str>, session: &str) -> bool {
+        match event.kind {
+            Kind::RevokeOwner { user } => self.maybe_bound(session, user, event.end),
+            Kind::RevokeOthers => {
+                let Some(asker) = asker.filter(|asker| *asker != session) else {
+                    return false;
+                };
+                self.users_of(asker)
+                    .into_iter()
+                    .any(|user| self.maybe_bound(session, user, event.end))
+            }
+            Kind::Revoke => match event
+                .reference
+                .as_ref()
+                .and_then(|r| self.referenced.get(r))
+            {
+                Some(target) => target == session,
+                // An unknown reference: any session of the asker's users.
+                None => asker.is_some_and(|asker| {
+                    self.users_of(asker)
+                        .into_iter()
+                        .any(|user| self.maybe_bound(session, user, event.end))
+                }),
+            },
+            _ => false,
+        }
+    }
+
+    /// The sessions the acknowledged revocation `event` must have ended.
+    fn must_end(&self, event: &Event, asker: Option<&str>) -> Vec<String> {
+        if !event.acknowledged() {
+            return Vec::new();
+        }
+        match event.kind {
+            Kind::RevokeOwner { user } => self
+                .signed_in()
+                .filter(|session| self.bound_before(session, user, event.start))
+                .cloned()
+                .collect(),
+            Kind::RevokeOthers => {
+                let (Some(user), Some(asker)) = (event.user, asker) else {
+                    return Vec::new();
+                };
+                if !self.bound_before(asker, user, event.start) {
+                    return Vec::new();
+                }
+                self.signed_in()
+                    .filter(|session| {
+                        *session != asker && self.bound_before(session, user, event.start)
+                    })
+                    .cloned()
+                    .collect()
+            }
+            Kind::Revoke if event.revoked == Some(1) => event
+                .reference
+                .as_ref()
+                .and_then(|reference| self.referenced.get(reference))
+                .cloned()
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Every broken promise of `history`.
 pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
     let sessions = Sessions::of(history);
+    let owners = Owners::of(history, &sessions);
     let mut violations = Vec::new();
     let mut found = |rule, what: String, events: Vec<usize>| {
         violations.push(Violation { rule, what, events });
@@ -234,9 +464,10 @@ pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
     // The login that moved each token (rule 6: at most one).
     let mut mover: HashMap<&str, usize> = HashMap::new();
     for (index, event) in history.iter().enumerate() {
-        if event.kind == Kind::Login
+        if event.kind.is_login()
             && event.acknowledged()
             && event.new_token().is_some()
+            && event.moved
             && let Some(sent) = event.sent.as_deref()
             && let Some(first) = mover.insert(sent, index)
         {
@@ -247,13 +478,31 @@ pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
             );
         }
     }
-    // The logouts of each session.
+    // What may have ended each session: its logouts, and the revocations that may have
+    // reached it.
+    let mut endings: HashMap<String, Vec<usize>> = HashMap::new();
     let mut logouts: HashMap<String, Vec<usize>> = HashMap::new();
     for (index, event) in history.iter().enumerate() {
         if event.kind == Kind::Logout
             && let Some(session) = sessions.carried(event)
         {
-            logouts.entry(session).or_default().push(index);
+            logouts.entry(session.clone()).or_default().push(index);
+            endings.entry(session).or_default().push(index);
+        }
+    }
+    let signed_in: Vec<String> = owners.signed_in().cloned().collect();
+    for (index, event) in history.iter().enumerate() {
+        if !matches!(
+            event.kind,
+            Kind::RevokeOwner { .. } | Kind::RevokeOthers | Kind::Revoke
+        ) {
+            continue;
+        }
+        let asker = sessions.carried(event);
+        for session in &signed_in {
+            if owners.may_end(event, asker.as_deref(), session) {
+                endings.entry(session.clone()).or_default().push(index);
+            }
         }
     }
     // The writes, by value.
@@ -267,17 +516,27 @@ pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
         .filter(|&index| history[index].kind == Kind::Read && history[index].acknowledged())
         .collect();
 
+    // Every login, by the token it carried: one may have moved the session (and then failed,
+    // when a logout or a revocation ended it at its new id before it answered).
+    let mut logins: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (index, event) in history.iter().enumerate() {
+        if event.kind.is_login()
+            && let Some(sent) = event.sent.as_deref()
+        {
+            logins.entry(sent).or_default().push(index);
+        }
+    }
     // May `read` show nothing although its session held data? (rules 1 and 5)
     let may_see_nothing = |read: &Event, session: &str| {
         let moving = read
             .sent
             .as_deref()
-            .and_then(|sent| mover.get(sent))
-            .is_some_and(|&login| read.overlaps(&history[login]));
-        let logged_out = logouts
+            .and_then(|sent| logins.get(sent))
+            .is_some_and(|all| all.iter().any(|&login| read.overlaps(&history[login])));
+        let ended = endings
             .get(session)
-            .is_some_and(|all| all.iter().any(|&logout| history[logout].start < read.end));
-        moving || logged_out
+            .is_some_and(|all| all.iter().any(|&end| history[end].start < read.end));
+        moving || ended
     };
 
     for &r in &reads {
@@ -359,12 +618,12 @@ pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
                 continue;
             }
             match read.seen {
-                // A logout overlapping or after the write, started before the read ended, may
-                // have ended the session first. (A read that saw the session saw it before the
-                // logout ended it, so after the write: it must show it.)
-                None if logouts.get(&session).is_some_and(|all| {
+                // Something overlapping or after the write, started before the read ended,
+                // may have ended the session first. (A read that saw the session saw it before
+                // that ended it, so after the write: it must show it.)
+                None if endings.get(&session).is_some_and(|all| {
                     all.iter()
-                        .any(|&l| history[l].end > write.start && history[l].start < read.end)
+                        .any(|&e| history[e].end > write.start && history[e].start < read.end)
                 }) => {}
                 None if may_see_nothing(read, &session) => {}
                 None => found(
@@ -384,36 +643,41 @@ pub(crate) fn check(history: &[Event]) -> Vec<Violation> {
         }
     }
 
-    // Rule 2.
+    // Rules 2 and 7: what ended stays ended.
+    let mut finals: Vec<(&'static str, usize, String)> = Vec::new();
     for (session, all) in &logouts {
         for &l in all {
-            let logout = &history[l];
-            if !logout.acknowledged() {
+            if history[l].acknowledged() {
+                finals.push((FINAL, l, session.clone()));
+            }
+        }
+    }
+    for (index, event) in history.iter().enumerate() {
+        let asker = sessions.carried(event);
+        for session in owners.must_end(event, asker.as_deref()) {
+            finals.push((REVOKED, index, session));
+        }
+    }
+    for (rule, e, session) in finals {
+        let ending = &history[e];
+        for (index, event) in history.iter().enumerate() {
+            if !ending.precedes(event)
+                || sessions.carried(event).as_deref() != Some(session.as_str())
+            {
                 continue;
             }
-            for (index, event) in history.iter().enumerate() {
-                if !logout.precedes(event)
-                    || sessions.carried(event).as_deref() != Some(session.as_str())
-                {
-                    continue;
+            match event.kind {
+                Kind::Read if event.acknowledged() && event.seen.is_some() => {
+                    found(rule, "a later read saw the session".into(), vec![e, index]);
                 }
-                match event.kind {
-                    Kind::Read if event.acknowledged() && event.seen.is_some() => {
-                        found(
-                            FINAL,
-                            "a read after the logout saw the session".into(),
-                            vec![l, index],
-                        );
-                    }
-                    Kind::Write { .. } if event.acknowledged() && event.new_token().is_none() => {
-                        found(
-                            FINAL,
-                            "a write after the logout went into the session".into(),
-                            vec![l, index],
-                        );
-                    }
-                    _ => {}
+                Kind::Write { .. } if event.acknowledged() && event.new_token().is_none() => {
+                    found(
+                        rule,
+                        "a later write went into the session".into(),
+                        vec![e, index],
+                    );
                 }
+                _ => {}
             }
         }
     }
@@ -455,16 +719,27 @@ pub(crate) fn report(history: &[Event], violations: &[Violation]) -> String {
         for &index in &violation.events {
             out.push_str(&format!("  #{index} {}\n", history[index]));
         }
-        let browser = history[violation.events[0]].browser;
+        let browsers: Vec<usize> = violation
+            .events
+            .iter()
+            .map(|&index| history[index].browser)
+            .collect();
         let (from, to) = violation
             .events
             .iter()
             .fold((u64::MAX, 0), |(from, to), &index| {
                 (from.min(history[index].start), to.max(history[index].end))
             });
-        out.push_str("  the browser's requests meanwhile:\n");
+        out.push_str("  the browsers' requests meanwhile (and every revocation):\n");
         for (index, event) in history.iter().enumerate() {
-            if event.browser == browser && event.end >= from && event.start <= to {
+            let revocation = matches!(
+                event.kind,
+                Kind::Revoke | Kind::RevokeOthers | Kind::RevokeOwner { .. }
+            );
+            if (browsers.contains(&event.browser) || revocation)
+                && event.end >= from
+                && event.start <= to
+            {
                 out.push_str(&format!("    #{index} {event}\n"));
             }
         }

@@ -25,11 +25,21 @@ pub(crate) mod model;
 pub(crate) mod recording_store;
 #[path = "../redis_common/mod.rs"]
 pub(crate) mod redis_common;
+#[path = "../replica_common/mod.rs"]
+pub(crate) mod replica_common;
 pub(crate) mod support;
 
+pub(crate) mod bad_data;
+pub(crate) mod burst;
+/// The cookie-store tests of `bad_data` (an adapter test, apart from its store tests).
+pub(crate) use bad_data as bad_cookies;
 pub(crate) mod concurrency;
+pub(crate) mod cookie_logout;
 pub(crate) mod cookie_owners;
 pub(crate) mod cookie_store;
+pub(crate) mod csrf;
+/// The CSRF tests run on every store (their own module of `#[tokio::test]`s).
+pub(crate) use csrf as csrf_stores;
 pub(crate) mod dirty;
 pub(crate) mod expiry;
 pub(crate) mod first_week;
@@ -48,6 +58,7 @@ pub(crate) mod races_logout;
 pub(crate) mod races_optimistic;
 pub(crate) mod races_owners;
 pub(crate) mod rejections;
+pub(crate) mod seam;
 
 use std::future::Future;
 
@@ -132,7 +143,7 @@ pub(crate) use adapter_tests;
 /// `#[tokio::test]` wrappers running the suite's store-generic tests on `$app`: a module per
 /// test, a test per store fixture in it (`races_cycle::save_after_the_cycle::memory`).
 macro_rules! store_tests {
-    ($app:ty => $($module:ident { $($test:ident),* $(,)? })*) => {$(
+    ($app:ty => $($module:ident { $($test:ident $(: $needs:ident)?),* $(,)? })*) => {$(
         mod $module {$(
             mod $test {
                 #[tokio::test]
@@ -160,6 +171,14 @@ macro_rules! store_tests {
                     .await;
                 }
                 #[tokio::test]
+                async fn postgres_replica() {
+                    $crate::behaviour::with_store(
+                        $crate::behaviour::fixtures::postgres_replica(),
+                        $crate::behaviour::$module::$test::<$app, _>,
+                    )
+                    .await;
+                }
+                #[tokio::test]
                 async fn redis() {
                     $crate::behaviour::with_store(
                         $crate::behaviour::fixtures::redis(),
@@ -167,11 +186,53 @@ macro_rules! store_tests {
                     )
                     .await;
                 }
+                #[tokio::test]
+                async fn memory_compact() {
+                    $crate::behaviour::with_store(
+                        $crate::behaviour::fixtures::memory_compact(),
+                        $crate::behaviour::$module::$test::<$app, _>,
+                    )
+                    .await;
+                }
+                #[tokio::test]
+                async fn redis_cached() {
+                    $crate::behaviour::with_store(
+                        $crate::behaviour::fixtures::redis_cached(),
+                        $crate::behaviour::$module::$test::<$app, _>,
+                    )
+                    .await;
+                }
+                #[tokio::test]
+                async fn mysql() {
+                    $crate::behaviour::with_store(
+                        $crate::behaviour::fixtures::mysql(),
+                        $crate::behaviour::$module::$test::<$app, _>,
+                    )
+                    .await;
+                }
+                $crate::behaviour::memcached_arm!($app, $module, $test $(, $needs)?);
             }
         )*}
     )*};
 }
 pub(crate) use store_tests;
+
+/// The memcached arm of a store test: a test marked `: owners` (it lists or revokes the
+/// sessions of a user, which memcached cannot: no index survives eviction) has none.
+macro_rules! memcached_arm {
+    ($app:ty, $module:ident, $test:ident, owners) => {};
+    ($app:ty, $module:ident, $test:ident) => {
+        #[tokio::test]
+        async fn memcached() {
+            $crate::behaviour::with_store(
+                $crate::behaviour::fixtures::memcached(),
+                $crate::behaviour::$module::$test::<$app, _>,
+            )
+            .await;
+        }
+    };
+}
+pub(crate) use memcached_arm;
 
 /// Every test of the suite, on adapter `$app` (`behaviour::suite!(crate::behaviour::axum_app::Axum);`).
 macro_rules! suite {
@@ -227,7 +288,8 @@ macro_rules! suite {
                 a_slot_at_a_future_version_survives_writes_to_other_slots,
             }
             concurrency {
-                a_hundred_concurrent_requests_changing_different_fields_all_survive,
+                concurrent_requests_changing_different_fields_all_survive,
+                a_save_that_always_loses_is_a_503_after_the_budget,
             }
             cookie_store {
                 the_whole_session_travels_in_the_cookie,
@@ -276,9 +338,40 @@ macro_rules! suite {
                 attack_detection_logs_without_ids,
                 fail_closed_when_store_down,
             }
+            bad_cookies {
+                a_non_finite_float_in_a_cookie_session_is_refused,
+            }
             cookie_owners {
                 cookie_sessions_are_revoked_through_the_revocation_list,
                 a_cookie_request_in_flight_when_its_user_is_revoked_does_not_reseal_it,
+            }
+            cookie_logout {
+                a_cookie_replayed_after_logout_opens_as_nothing,
+                the_cookie_before_a_login_is_dead_after_it,
+                cookie_revocations_expire_with_the_cookie,
+                the_cap_ends_the_oldest_cookie_of_a_user,
+                settings_a_cookie_layer_cannot_honour_fail_at_start_up,
+                a_cookie_is_refused_while_the_revocation_list_is_down,
+            }
+            csrf {
+                a_cross_site_unsafe_request_is_refused_before_anything_is_loaded,
+                same_origin_and_curl_like_requests_go_through,
+                a_session_in_a_header_is_not_checked,
+                a_layer_taking_cookie_or_header_checks_the_cookie_requests_only,
+                a_trusted_origin_and_an_exempt_path_go_through,
+                csrf_off_checks_nothing,
+                a_valid_token_lets_a_cross_site_request_through,
+                each_rendering_of_the_token_differs_and_each_verifies,
+                require_token_refuses_a_same_origin_request_without_one,
+                a_form_with_the_token_reaches_the_handler_intact,
+                the_rejection_hook_shapes_a_csrf_refusal,
+                a_cookie_store_token_dies_at_login,
+            }
+            seam {
+                one_layer_serves_a_browser_by_cookie_and_an_api_client_by_header,
+                a_store_used_without_migrate_is_a_500_and_the_log_names_the_fix,
+                a_seeded_login_is_bound_to_its_owner,
+                an_inspected_cookie_is_checked_against_revocations,
             }
             first_week {
                 a_handler_learns_the_id_of_a_new_session_and_the_client_gets_it,
@@ -290,6 +383,9 @@ macro_rules! suite {
             }
         }
         $crate::behaviour::store_tests! { $app =>
+            csrf_stores {
+                a_token_from_before_cycle_id_is_refused_after_it,
+            }
             races_cycle {
                 save_after_the_cycle,
                 save_before_the_cycle,
@@ -320,24 +416,38 @@ macro_rules! suite {
                 a_stale_response_sends_no_cookie,
             }
             history {
-                randomized_history_keeps_every_promise,
+                randomized_history_keeps_every_promise: owners,
+            }
+            burst {
+                a_burst_of_distinct_field_writes_is_all_stored,
+            }
+            bad_data {
+                a_non_finite_float_is_refused_and_what_was_stored_still_reads,
+                an_expiry_too_long_for_the_clock_ends_at_the_latest_time,
+                an_entry_at_its_maximum_is_read_as_nothing_and_a_logout_ends_it,
+                an_unreadable_session_of_a_user_is_left_out_and_ended: owners,
             }
             owners {
-                a_user_lists_its_sessions_by_reference_with_their_times,
-                revoke_ends_only_a_session_of_the_same_user,
-                revoke_others_keeps_only_this_session,
-                revoke_owner_ends_every_session_of_the_user,
-                a_cap_revokes_the_oldest_login,
-                a_cap_applies_to_the_login_of_a_stored_session,
-                the_list_follows_a_session_through_logins_and_logout,
+                a_user_lists_its_sessions_by_reference_with_their_times: owners,
+                revoke_ends_only_a_session_of_the_same_user: owners,
+                revoke_others_keeps_only_this_session: owners,
+                revoke_owner_ends_every_session_of_the_user: owners,
+                a_cap_revokes_the_oldest_login: owners,
+                a_cap_applies_to_the_login_of_a_stored_session: owners,
+                the_list_follows_a_session_through_logins_and_logout: owners,
             }
             races_owners {
-                a_revoke_beats_a_slow_write_of_the_revoked_session,
-                a_revoke_beats_a_handler_save_of_the_revoked_session,
-                a_revoke_owner_beats_a_slow_login_of_the_revoked_session,
-                two_logins_at_once_under_a_cap_of_one_the_loser_is_told,
-                two_logins_of_stored_sessions_at_once_under_a_cap_of_one_the_loser_is_told,
-                two_free_running_logins_under_a_cap_of_one_leave_one,
+                a_revoke_beats_a_slow_write_of_the_revoked_session: owners,
+                a_revoke_beats_a_handler_save_of_the_revoked_session: owners,
+                a_revoke_owner_beats_a_slow_login_of_the_revoked_session: owners,
+                two_logins_at_once_under_a_cap_of_one_the_loser_is_told: owners,
+                two_logins_of_stored_sessions_at_once_under_a_cap_of_one_the_loser_is_told: owners,
+                two_free_running_logins_under_a_cap_of_one_leave_one: owners,
+                revoke_others_keeps_the_session_a_login_moved_meanwhile: owners,
+                revoke_others_during_a_login_keeps_the_session_being_moved: owners,
+                a_login_racing_revoke_others_of_its_session_is_not_a_503: owners,
+                a_login_racing_revoke_owner_is_a_409_never_a_503: owners,
+                a_listing_during_a_login_shows_the_session_once_under_the_held_id: owners,
             }
         }
     };

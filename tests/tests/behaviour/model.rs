@@ -100,7 +100,7 @@ macro_rules! wide {
     ($(($field:ident, $setter:ident))*) => {
         use sessions::prelude::*;
 
-        /// A hundred fields, for a hundred concurrent requests that each change one.
+        /// 240 fields, for a burst of 240 concurrent requests that each change one.
         #[derive(Session, Default, Debug)]
         #[session(name = "wide")]
         pub(crate) struct Wide {
@@ -118,28 +118,56 @@ macro_rules! wide {
     };
 }
 
-#[allow(
-    dead_code,
-    reason = "the derive's getters of the hundred fields go unused"
-)]
+#[allow(dead_code, reason = "the derive's getters of the 240 fields go unused")]
 mod wide {
     wide! {
-        (f00, set_f00) (f01, set_f01) (f02, set_f02) (f03, set_f03) (f04, set_f04) (f05, set_f05)
-        (f06, set_f06) (f07, set_f07) (f08, set_f08) (f09, set_f09) (f10, set_f10) (f11, set_f11)
-        (f12, set_f12) (f13, set_f13) (f14, set_f14) (f15, set_f15) (f16, set_f16) (f17, set_f17)
-        (f18, set_f18) (f19, set_f19) (f20, set_f20) (f21, set_f21) (f22, set_f22) (f23, set_f23)
-        (f24, set_f24) (f25, set_f25) (f26, set_f26) (f27, set_f27) (f28, set_f28) (f29, set_f29)
-        (f30, set_f30) (f31, set_f31) (f32, set_f32) (f33, set_f33) (f34, set_f34) (f35, set_f35)
-        (f36, set_f36) (f37, set_f37) (f38, set_f38) (f39, set_f39) (f40, set_f40) (f41, set_f41)
-        (f42, set_f42) (f43, set_f43) (f44, set_f44) (f45, set_f45) (f46, set_f46) (f47, set_f47)
-        (f48, set_f48) (f49, set_f49) (f50, set_f50) (f51, set_f51) (f52, set_f52) (f53, set_f53)
-        (f54, set_f54) (f55, set_f55) (f56, set_f56) (f57, set_f57) (f58, set_f58) (f59, set_f59)
-        (f60, set_f60) (f61, set_f61) (f62, set_f62) (f63, set_f63) (f64, set_f64) (f65, set_f65)
-        (f66, set_f66) (f67, set_f67) (f68, set_f68) (f69, set_f69) (f70, set_f70) (f71, set_f71)
-        (f72, set_f72) (f73, set_f73) (f74, set_f74) (f75, set_f75) (f76, set_f76) (f77, set_f77)
-        (f78, set_f78) (f79, set_f79) (f80, set_f80) (f81, set_f81) (f82, set_f82) (f83, set_f83)
-        (f84, set_f84) (f85, set_f85) (f86, set_f86) (f87, set_f87) (f88, set_f88) (f89, set_f89)
-        (f90, set_f90) (f91, set_f91) (f92, set_f92) (f93, set_f93) (f94, set_f94) (f95, set_f95)
-        (f96, set_f96) (f97, set_f97) (f98, set_f98) (f99, set_f99)
+        (f000, set_f000) (f001, set_f001) (f002, set_f002) (f003, set_f003) (f004, set_f004)
+        (f005, set_f005) (f006, set_f006) (f007, set_f007) (f008, set_f008) (f009, set_f009)
+        (f010, set_f010) (f011, set_f011) (f012, set_f012) (f013, set_f013) (f014, set_f014)
+        (f015, set_f015) (f016, set_f016) (f017, set_f017) (f018, set_f018) (f019, set_f019)
+        (f020, set_f020) (f021, set_f021) (f022, set_f022) (f023, set_f023) (f024, set_f024)
+        (f025, set_f025) (f026, set_f026) (f027, set_f027) (f028, set_f028) (f029, set_f029)
+        (f030, set_f030) (f031, set_f031) (f032, set_f032) (f033, set_f033) (f034, set_f034)
+        (f035, set_f035) (f036, set_f036) (f037, set_f037) (f038, set_f038) (f039, set_f039)
+        (f040, set_f040) (f041, set_f041) (f042, set_f042) (f043, set_f043) (f044, set_f044)
+        (f045, set_f045) (f046, set_f046) (f047, set_f047) (f048, set_f048) (f049, set_f049)
+        (f050, set_f050) (f051, set_f051) (f052, set_f052) (f053, set_f053) (f054, set_f054)
+        (f055, set_f055) (f056, set_f056) (f057, set_f057) (f058, set_f058) (f059, set_f059)
+        (f060, set_f060) (f061, set_f061) (f062, set_f062) (f063, set_f063) (f064, set_f064)
+        (f065, set_f065) (f066, set_f066) (f067, set_f067) (f068, set_f068) (f069, set_f069)
+        (f070, set_f070) (f071, set_f071) (f072, set_f072) (f073, set_f073) (f074, set_f074)
+        (f075, set_f075) (f076, set_f076) (f077, set_f077) (f078, set_f078) (f079, set_f079)
+        (f080, set_f080) (f081, set_f081) (f082, set_f082) (f083, set_f083) (f084, set_f084)
+        (f085, set_f085) (f086, set_f086) (f087, set_f087) (f088, set_f088) (f089, set_f089)
+        (f090, set_f090) (f091, set_f091) (f092, set_f092) (f093, set_f093) (f094, set_f094)
+        (f095, set_f095) (f096, set_f096) (f097, set_f097) (f098, set_f098) (f099, set_f099)
+        (f100, set_f100) (f101, set_f101) (f102, set_f102) (f103, set_f103) (f104, set_f104)
+        (f105, set_f105) (f106, set_f106) (f107, set_f107) (f108, set_f108) (f109, set_f109)
+        (f110, set_f110) (f111, set_f111) (f112, set_f112) (f113, set_f113) (f114, set_f114)
+        (f115, set_f115) (f116, set_f116) (f117, set_f117) (f118, set_f118) (f119, set_f119)
+        (f120, set_f120) (f121, set_f121) (f122, set_f122) (f123, set_f123) (f124, set_f124)
+        (f125, set_f125) (f126, set_f126) (f127, set_f127) (f128, set_f128) (f129, set_f129)
+        (f130, set_f130) (f131, set_f131) (f132, set_f132) (f133, set_f133) (f134, set_f134)
+        (f135, set_f135) (f136, set_f136) (f137, set_f137) (f138, set_f138) (f139, set_f139)
+        (f140, set_f140) (f141, set_f141) (f142, set_f142) (f143, set_f143) (f144, set_f144)
+        (f145, set_f145) (f146, set_f146) (f147, set_f147) (f148, set_f148) (f149, set_f149)
+        (f150, set_f150) (f151, set_f151) (f152, set_f152) (f153, set_f153) (f154, set_f154)
+        (f155, set_f155) (f156, set_f156) (f157, set_f157) (f158, set_f158) (f159, set_f159)
+        (f160, set_f160) (f161, set_f161) (f162, set_f162) (f163, set_f163) (f164, set_f164)
+        (f165, set_f165) (f166, set_f166) (f167, set_f167) (f168, set_f168) (f169, set_f169)
+        (f170, set_f170) (f171, set_f171) (f172, set_f172) (f173, set_f173) (f174, set_f174)
+        (f175, set_f175) (f176, set_f176) (f177, set_f177) (f178, set_f178) (f179, set_f179)
+        (f180, set_f180) (f181, set_f181) (f182, set_f182) (f183, set_f183) (f184, set_f184)
+        (f185, set_f185) (f186, set_f186) (f187, set_f187) (f188, set_f188) (f189, set_f189)
+        (f190, set_f190) (f191, set_f191) (f192, set_f192) (f193, set_f193) (f194, set_f194)
+        (f195, set_f195) (f196, set_f196) (f197, set_f197) (f198, set_f198) (f199, set_f199)
+        (f200, set_f200) (f201, set_f201) (f202, set_f202) (f203, set_f203) (f204, set_f204)
+        (f205, set_f205) (f206, set_f206) (f207, set_f207) (f208, set_f208) (f209, set_f209)
+        (f210, set_f210) (f211, set_f211) (f212, set_f212) (f213, set_f213) (f214, set_f214)
+        (f215, set_f215) (f216, set_f216) (f217, set_f217) (f218, set_f218) (f219, set_f219)
+        (f220, set_f220) (f221, set_f221) (f222, set_f222) (f223, set_f223) (f224, set_f224)
+        (f225, set_f225) (f226, set_f226) (f227, set_f227) (f228, set_f228) (f229, set_f229)
+        (f230, set_f230) (f231, set_f231) (f232, set_f232) (f233, set_f233) (f234, set_f234)
+        (f235, set_f235) (f236, set_f236) (f237, set_f237) (f238, set_f238) (f239, set_f239)
     }
 }

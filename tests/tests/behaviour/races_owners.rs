@@ -5,7 +5,12 @@
 //!    save to its id nor by a login's move to a new id — must not answer 2xx as if its write
 //!    were stored (it gets the 409 of a session that ended), and must not set its cookie again;
 //! 2. two logins of one user at once under `max_sessions_per_owner(1)`: at most one session of
-//!    the user survives, and the loser is not told it is signed in with a session that is gone.
+//!    the user survives, and the loser is not told it is signed in with a session that is gone;
+//! 3. a login of a session racing a revocation or a listing of its user's sessions (issue 20):
+//!    "sign out my other devices" keeps the session wherever the login moved it, a login is never
+//!    a 503 because a revocation ended its half-filed copy, and a listing shows the session once,
+//!    under the id its client holds (held with a store that pauses the login between filing the
+//!    session under its new id and marking the old one, or the revocation before it lists).
 //!
 //! The same in-flight race for cookie sessions (a `CookieStore` with a revocation list) is in
 //! `cookie_owners.rs`.
@@ -14,14 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sessions::SessionStore;
 use sessions::error::StoreError;
 use sessions::store::{Edit, Entry, SessionKey, Stored};
+use sessions::testing::{TestClient, Transport};
+use sessions::{SessionLayer, SessionStore};
 
 use super::owners::{assert_revoked, clock, listing, owner_layer, references_of, sign_in};
 use super::races_cycle::entry_of;
 use super::races_logout::ENDED;
-use super::support::live_cookies;
+use super::support::{live_cookies, token};
 use super::{App, Gate, browser};
 
 /// A revoked session's request in flight (it loaded the cart and waits) changes the cart after
@@ -328,4 +334,273 @@ pub(crate) async fn two_free_running_logins_under_a_cap_of_one_leave_one<
         }
     }
     assert_eq!(winners, 1, "{answers:?}");
+}
+
+// ---- a login racing a revocation or a listing (issue 20, defects 6 and 8) ------------------
+
+/// Where [`Pausing`] holds the first call of its kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// The first listing of an owner's sessions (`owned_by`).
+    Listing,
+    /// The first forwarding mark a login writes (`swap` to an `Entry::Moved`): the login has
+    /// filed the session under its new key, and not yet marked the old one.
+    Mark,
+}
+
+/// A store that holds the first call of one kind at a gate, so that other requests run all the
+/// way meanwhile.
+#[derive(Clone)]
+struct Pausing<S> {
+    inner: S,
+    gate: Gate,
+    at: Pause,
+    held: Arc<AtomicBool>,
+}
+
+impl<S> Pausing<S> {
+    fn new(inner: S, at: Pause) -> Self {
+        Self {
+            inner,
+            gate: Gate::default(),
+            at,
+            held: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    async fn maybe_pause(&self, here: Pause) {
+        if self.at == here && !self.held.swap(true, Ordering::SeqCst) {
+            self.gate.pause().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore + Clone> SessionStore for Pausing<S> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn swap(
+        &self,
+        key: &SessionKey,
+        current: Option<u64>,
+        new: Option<Entry>,
+    ) -> Result<bool, StoreError> {
+        if matches!(new, Some(Entry::Moved { .. })) {
+            self.maybe_pause(Pause::Mark).await;
+        }
+        self.inner.swap(key, current, new).await
+    }
+
+    async fn update(
+        &self,
+        key: &SessionKey,
+        version: u64,
+        session: Stored,
+        edit: &mut Edit<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.inner.update(key, version, session, edit).await
+    }
+
+    async fn owned_by(&self, owner: &str) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+        self.maybe_pause(Pause::Listing).await;
+        self.inner.owned_by(owner).await
+    }
+}
+
+/// A user signed in on a phone and on a laptop (the laptop a second later): the layer over a
+/// store pausing `at`, the phone, the laptop, and the laptop's id.
+async fn phone_and_laptop<A: App, S: SessionStore + Clone>(
+    store: S,
+    at: Pause,
+) -> (
+    SessionLayer,
+    Pausing<S>,
+    TestClient<impl Transport + Clone + 'static>,
+    TestClient<impl Transport + Clone + 'static>,
+    String,
+) {
+    let clock = clock();
+    let pausing = Pausing::new(store, at);
+    let layer = owner_layer(pausing.clone(), &clock);
+    let phone = A::serve(layer.clone(), Gate::default()).await;
+    let laptop = A::serve(layer.clone(), Gate::default()).await;
+    sign_in(&phone, 42).await;
+    clock.advance(Duration::from_secs(1));
+    let laptop_id = sign_in(&laptop, 42).await;
+    (layer, pausing, phone, laptop, laptop_id)
+}
+
+/// "Sign out my other devices" from one tab of the laptop while another tab signs in again
+/// (the login moves the session to a new id) before the revocation lists the user's sessions:
+/// the revocation keeps the laptop's session where the login moved it and ends the phone's
+/// only. (It used to keep the id the request carried and end the moved session as "another
+/// session of the user": the user was signed out everywhere.)
+pub(crate) async fn revoke_others_keeps_the_session_a_login_moved_meanwhile<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let (layer, pausing, phone, laptop, old) =
+        phone_and_laptop::<A, S>(store.clone(), Pause::Listing).await;
+
+    let revoking = tokio::task::spawn_local({
+        let tab = laptop.clone();
+        async move { tab.post("/auth/revoke-others").await }
+    });
+    pausing.gate.reached().await;
+    let new = sign_in(&laptop, 42).await;
+    assert_ne!(new, old);
+    pausing.gate.release();
+    let revoked = revoking.await.expect("the revoking tab");
+    assert_eq!(revoked.status(), 200, "{}", revoked.text());
+    assert_eq!(revoked.text(), "revoked=1", "only the phone's session ends");
+
+    assert_eq!(laptop.get("/auth/who").await.text(), "user=42");
+    assert!(
+        entry_of(&store, &new).await.is_some(),
+        "the moved session was ended"
+    );
+    assert_revoked(&phone, &layer, "the phone").await;
+    assert_eq!(references_of(&layer, "42").await.len(), 1);
+}
+
+/// The same, with the login half done when the revocation runs: it has filed the session under
+/// its new id and not yet marked the old one. The revocation keeps the session (it is still the
+/// one under the id the request carried) and does not end its new copy as another session;
+/// the login then completes, and the laptop is signed in.
+pub(crate) async fn revoke_others_during_a_login_keeps_the_session_being_moved<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let (layer, pausing, phone, laptop, old) =
+        phone_and_laptop::<A, S>(store.clone(), Pause::Mark).await;
+
+    let login = tokio::task::spawn_local({
+        let tab = laptop.clone();
+        async move { tab.post("/auth/login/42").await }
+    });
+    pausing.gate.reached().await;
+    // (The other tab still holds the old id: the login has not answered.)
+    let revoked = laptop.post("/auth/revoke-others").await;
+    assert_eq!(revoked.status(), 200, "{}", revoked.text());
+    assert_eq!(revoked.text(), "revoked=1", "only the phone's session ends");
+    pausing.gate.release();
+    let login = login.await.expect("the login");
+    assert_eq!(login.status(), 200, "{}", login.text());
+    let new = token(&login);
+    assert_ne!(new, old);
+
+    assert_eq!(laptop.get("/auth/who").await.text(), "user=42");
+    assert!(entry_of(&store, &new).await.is_some());
+    assert_revoked(&phone, &layer, "the phone").await;
+    assert_eq!(references_of(&layer, "42").await.len(), 1);
+}
+
+/// A login whose first attempt to mark the old id loses (another tab wrote the session after
+/// the login loaded it), racing "sign out my other devices" of the same session: the login
+/// retries and completes — it is not a 503 "session busy" (which the revocation's ending of the
+/// login's new copy used to cause) — and the laptop stays signed in.
+pub(crate) async fn a_login_racing_revoke_others_of_its_session_is_not_a_503<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let (layer, pausing, phone, laptop, _) =
+        phone_and_laptop::<A, S>(store.clone(), Pause::Mark).await;
+
+    let login = tokio::task::spawn_local({
+        let tab = laptop.clone();
+        async move { tab.post("/auth/login/42").await }
+    });
+    pausing.gate.reached().await;
+    // Another tab writes the session: the login's mark, over what it loaded, will lose.
+    assert_eq!(laptop.post("/cart/apple").await.status(), 200);
+    let revoked = laptop.post("/auth/revoke-others").await;
+    assert_eq!(revoked.status(), 200, "{}", revoked.text());
+    pausing.gate.release();
+    let login = login.await.expect("the login");
+    assert_ne!(login.status(), 503, "{}", login.text());
+    assert_eq!(login.status(), 200, "{}", login.text());
+    assert_eq!(laptop.get("/auth/who").await.text(), "user=42");
+    assert_eq!(
+        laptop.get("/cart").await.text(),
+        "items=apple coupon=- visits=0"
+    );
+    assert_revoked(&phone, &layer, "the phone").await;
+}
+
+/// A login racing "sign out everywhere" (`revoke_owner`), half done when the revocation runs:
+/// the login ends as a 409 that hands out no id (or, had the revocation come after its mark, a
+/// client whose id is dead) — never a 503 — and nothing of the user's stays signed in.
+pub(crate) async fn a_login_racing_revoke_owner_is_a_409_never_a_503<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let (layer, pausing, phone, laptop, _) =
+        phone_and_laptop::<A, S>(store.clone(), Pause::Mark).await;
+
+    let login = tokio::task::spawn_local({
+        let tab = laptop.clone();
+        async move { tab.post("/auth/login/42").await }
+    });
+    pausing.gate.reached().await;
+    assert_eq!(laptop.post("/cart/apple").await.status(), 200);
+    assert_eq!(layer.revoke_owner("42").await.expect("revoked"), 2);
+    pausing.gate.release();
+    let login = login.await.expect("the login");
+    assert_eq!(login.status(), 409, "{}", login.text());
+    assert_eq!(login.header("x-session-error"), Some(ENDED));
+    assert!(live_cookies(&login).is_empty(), "{:?}", login.set_cookies());
+    assert!(references_of(&layer, "42").await.is_empty());
+    assert_revoked(&laptop, &layer, "the laptop").await;
+    assert_revoked(&phone, &layer, "the phone").await;
+}
+
+/// A listing of the user's sessions while a login of one of them is half done (filed under its
+/// new id, the old one not marked yet): each session once, under the id its client holds (the
+/// old one); after the login, under the new one. (It used to show the login's new copy as a
+/// third session.)
+pub(crate) async fn a_listing_during_a_login_shows_the_session_once_under_the_held_id<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    let (layer, pausing, phone, laptop, _) =
+        phone_and_laptop::<A, S>(store.clone(), Pause::Mark).await;
+    let before: Vec<String> = listing(&phone.get("/auth/sessions").await.text())
+        .into_iter()
+        .map(|entry| entry.reference)
+        .collect();
+    assert_eq!(before.len(), 2);
+
+    let login = tokio::task::spawn_local({
+        let tab = laptop.clone();
+        async move { tab.post("/auth/login/42").await }
+    });
+    pausing.gate.reached().await;
+    let during: Vec<String> = listing(&phone.get("/auth/sessions").await.text())
+        .into_iter()
+        .map(|entry| entry.reference)
+        .collect();
+    assert_eq!(during, before, "mid-login, the listing changed");
+    assert_eq!(references_of(&layer, "42").await, before);
+    pausing.gate.release();
+    assert_eq!(login.await.expect("the login").status(), 200);
+
+    let after = listing(&laptop.get("/auth/sessions").await.text());
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .any(|entry| entry.current && !before.contains(&entry.reference))
+    );
 }

@@ -256,7 +256,8 @@ pub(crate) async fn a_slot_at_a_future_version_is_an_error_and_stays_as_stored<A
         client.post("/coupon/C").await,
     ];
     drop(guard);
-    let errors = logs.lines_at("ERROR").join("\n");
+    // Stored data this code cannot use: a warning an operator sees, not a setup mistake.
+    let errors = logs.lines_at("WARN").join("\n");
     assert!(errors.contains(type_of::<Cart>()), "{errors}");
     assert!(errors.contains("version 9"), "{errors}");
     for response in responses {

@@ -121,9 +121,23 @@ pub(crate) fn max_age(set_cookie: &str) -> Option<u64> {
     })
 }
 
-/// The one `Set-Cookie` of `response`; panics when there are none or several.
+/// The `Set-Cookie` lines of `response` but the read mark (`<name>_written`, which a write
+/// to a store with read replicas hands out beside the session's cookie).
+pub(crate) fn session_cookies(response: &TestResponse) -> Vec<&str> {
+    response
+        .set_cookies()
+        .into_iter()
+        .filter(|line| {
+            let name = line.split('=').next().unwrap_or_default().trim();
+            !name.ends_with("_written")
+        })
+        .collect()
+}
+
+/// The one `Set-Cookie` of `response` (the read mark aside); panics when there are none or
+/// several.
 pub(crate) fn the_set_cookie(response: &TestResponse) -> String {
-    let all = response.set_cookies();
+    let all = session_cookies(response);
     assert_eq!(all.len(), 1, "expected exactly one Set-Cookie: {all:?}");
     all[0].to_owned()
 }
@@ -135,8 +149,7 @@ pub(crate) fn token(response: &TestResponse) -> String {
 
 /// The non-empty cookie values `response` sets (removals are left out).
 pub(crate) fn live_cookies(response: &TestResponse) -> Vec<String> {
-    response
-        .set_cookies()
+    session_cookies(response)
         .iter()
         .map(|line| cookie_value(line).to_owned())
         .filter(|value| !value.is_empty())

@@ -183,7 +183,7 @@ async fn migrate_converts_tables_without_revisions() {
     };
     let slot = session.record.slot("cart").expect("the cart");
     assert_eq!(slot.revision(), 1);
-    let fields: Vec<(&str, &[u8])> = slot.fields().map(|(n, b)| (n, &b[..])).collect();
+    let fields: Vec<(&str, &[u8])> = slot.fields().collect();
     assert_eq!(
         fields,
         [("n", &b"1"[..]), ("a", &b"2"[..])],

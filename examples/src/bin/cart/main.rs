@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use sessions_examples::cart::cli::{self, Command, Framework, Options};
 use sessions_examples::cart::stores::Opened;
-use sessions_examples::cart::{AppState, actix_app, axum_app, model};
+use sessions_examples::cart::{AppState, actix_app, axum_app, model, ops};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -103,7 +103,9 @@ async fn serve(options: &Options, store: &Opened, label: String) -> Result<(), B
     println!("sessions: {label}");
     println!("framework: {}", options.framework.name());
     std::io::stdout().flush()?;
-    let state = AppState::new(layer.clone(), label, options.framework);
+    // Metrics through the `metrics` facade: Prometheus, served at /metrics.
+    let metrics = ops::install_recorder()?;
+    let state = AppState::new(layer.clone(), label, options.framework).with_metrics(metrics);
     match options.framework {
         Framework::Axum => {
             let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -1,63 +1,117 @@
 //! [`CookieStore`]: the whole session sealed in the cookie with authenticated encryption.
 //!
-//! A token is `base64url-no-pad(version | key id | nonce | ciphertext + tag)`:
+//! A token is `base64url-no-pad` of an envelope of the [sealing module](super::seal): format
+//! byte, key id, nonce, then the sealed plaintext and its tag. Format 3 (AES-256-GCM-SIV, a
+//! 12-byte nonce) is what this build writes; formats 1 and 2 (XChaCha20-Poly1305, earlier
+//! releases) still open, and a session opened from one is sealed anew in format 3.
 //!
-//! | bytes | what |
-//! |---|---|
-//! | 1 | the format version, [`VERSION`] |
-//! | 4 | the id of the key that sealed it, big-endian |
-//! | 24 | a random XChaCha20-Poly1305 nonce |
-//! | n + 16 | the sealed plaintext and the Poly1305 tag |
-//!
-//! The plaintext (version 2) is `created_at`, `expires_at` and `sealed_at` (unix milliseconds,
-//! u64 big-endian each), the owner (a u16 length, `0xFFFF` for none, then UTF-8; sealed only
-//! when the store keeps a revocation list), then the record's bytes. Version 1 tokens (the two
-//! times, then the record) still open. The associated data is the version, the key id and the cookie's name,
-//! so a token copied under another cookie name, or relabelled with another key id, does not open.
+//! The format-3 plaintext is `created_at` and `expires_at` (unix milliseconds, u64 big-endian
+//! each), a flags byte, then, when the store keeps a revocation list ([`REVOCABLE`]): when it
+//! was sealed (8), the cookie's id (16 random bytes, kept by every reseal of the session and
+//! replaced by `cycle_id()`), its horizon (8: the latest end of any cookie of that id) and the
+//! owner (a u16 length, `0xFFFF` for none, then UTF-8); then the record's bytes. Format 2 was
+//! the two times, `sealed_at`, the owner, the record; format 1 the two times and the record.
+//! The associated data is the envelope's header and the cookie's name, so a token copied under
+//! another cookie name, or relabelled with another key id, does not open.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{Tag, XNonce};
+use sha2::{Digest, Sha256};
 
+use super::seal::{self, KeyRing, RingError, SealError};
 use crate::codec::Format;
 use crate::errors::RecordError;
 use crate::expiry::Deadline;
 use crate::record::Record;
 
-mod key;
 mod revocations;
 #[cfg(test)]
 mod tests;
 
-pub use key::Key;
-use key::fill_random;
+pub use super::seal::Key;
 use revocations::Revocations;
+pub(crate) use revocations::{Revoked, Sealing};
 
-/// The token format this build writes.
-const VERSION: u8 = 2;
-/// The older format, still read: no `sealed_at`, no owner.
+/// The envelope format of an earlier release: the two times, then the record.
 const VERSION_1: u8 = 1;
-/// Bytes of the clear header: version and key id.
-const HEADER_BYTES: usize = 1 + 4;
-/// Bytes of an XChaCha20 nonce.
-const NONCE_BYTES: usize = 24;
-/// Bytes of a Poly1305 tag.
-const TAG_BYTES: usize = 16;
-/// Bytes of the sealed times of a version-1 token.
+/// The envelope format of an earlier release: the times, `sealed_at`, the owner, the record.
+const VERSION_2: u8 = 2;
+/// Flag: the cookie carries its seal time, id, horizon and owner (a revocation list reads them).
+const REVOCABLE: u8 = 0x01;
+/// Flag: the cookie's id is listed under its owner (the cap on an owner's sessions counts it).
+const REGISTERED: u8 = 0x02;
+/// The flags this build knows.
+const KNOWN_FLAGS: u8 = REVOCABLE | REGISTERED;
+/// Bytes of the sealed times.
 const TIMES_BYTES: usize = 8 + 8;
-/// Bytes of the sealed times and the owner's length of a version-2 token.
-const HEAD_V2_BYTES: usize = 8 + 8 + 8 + 2;
+/// Bytes of a cookie's id.
+pub(crate) const ID_BYTES: usize = 16;
 /// The owner length that means "no owner".
 const NO_OWNER: u16 = u16::MAX;
-/// The shortest token that can open: header, nonce, the times, and the tag.
-const MIN_RAW_BYTES: usize = HEADER_BYTES + NONCE_BYTES + TIMES_BYTES + TAG_BYTES;
 /// The default limit on `name=value`: what every browser keeps.
 const DEFAULT_MAX_SIZE: usize = 4096;
+
+/// A cookie's id: 16 random bytes, the same in every reseal of one session, new after a
+/// `cycle_id()` or a `destroy()`. What a logout revokes.
+pub(crate) type CookieId = [u8; ID_BYTES];
+
+/// What a cookie of a store with a revocation list carries beside the session (sealed with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// The cookie's id.
+    pub(crate) id: CookieId,
+    /// Whose session it is, if anyone's.
+    pub(crate) owner: Option<Box<str>>,
+    /// When it was sealed (for a cookie of an earlier format: its creation).
+    pub(crate) sealed_at: SystemTime,
+    /// The latest end of any cookie sealed with this id: a revocation of the id lasts until then.
+    pub(crate) horizon: SystemTime,
+    /// The id is listed under the owner (the cap on an owner's sessions counts it).
+    pub(crate) registered: bool,
+}
+
+impl Stamp {
+    /// A new id, for a session sealed the first time (or again after a `cycle_id()`).
+    pub(crate) fn fresh(
+        owner: Option<Box<str>>,
+        expires_at: SystemTime,
+    ) -> Result<Stamp, CookieError> {
+        let mut id = [0u8; ID_BYTES];
+        seal::fill_random(&mut id).map_err(CookieError::Random)?;
+        Ok(Stamp {
+            id,
+            owner,
+            sealed_at: UNIX_EPOCH,
+            horizon: expires_at,
+            registered: false,
+        })
+    }
+
+    /// The stamp of a cookie sealed without one (an earlier format, or a store without a
+    /// revocation list): an id derived from what every reseal of the session kept (its
+    /// creation time and owner), so that the copies of one session share it.
+    fn derived(deadline: Deadline, owner: Option<Box<str>>, sealed_at: SystemTime) -> Stamp {
+        let mut hash = Sha256::new();
+        hash.update(b"sessions/derived-cookie-id:");
+        hash.update(unix_millis(deadline.created_at).to_be_bytes());
+        if let Some(owner) = &owner {
+            hash.update(owner.as_bytes());
+        }
+        let digest: [u8; 32] = hash.finalize().into();
+        let mut id = [0u8; ID_BYTES];
+        id.copy_from_slice(&digest[..ID_BYTES]);
+        Stamp {
+            id,
+            owner,
+            sealed_at,
+            horizon: deadline.expires_at,
+            registered: false,
+        }
+    }
+}
 
 /// Why a [`CookieStore`] could not be built, or a cookie could not be sealed or opened.
 ///
@@ -73,7 +127,7 @@ const DEFAULT_MAX_SIZE: usize = 4096;
 #[non_exhaustive]
 pub enum CookieError {
     /// A cookie store was built without any key.
-    #[error("a cookie store needs at least one key")]
+    #[error("a cookie store (or an encrypted store) needs at least one key")]
     NoKeys,
     /// Two keys share an id, so a token would not say which one sealed it.
     #[error("two cookie keys have the id {0}; every key needs its own id")]
@@ -114,7 +168,7 @@ pub enum CookieError {
     Random(#[source] std::io::Error),
 }
 
-/// Keeps the whole session in the cookie, sealed with XChaCha20-Poly1305: the client holds the
+/// Keeps the whole session in the cookie, sealed with AES-256-GCM-SIV: the client holds the
 /// data but can neither read nor change it, and nothing is stored server-side.
 ///
 /// * **Keys and rotation.** The first key seals; every key opens. To rotate, put a new key
@@ -125,10 +179,12 @@ pub enum CookieError {
 /// * **Size.** Browsers drop cookies over 4096 bytes without a word. Sealing refuses a session
 ///   whose cookie would exceed [`max_size`](CookieStore::max_size) with
 ///   [`CookieError::TooLarge`], so the application hears about it.
-/// * **Limits of the design.** A cookie is a bearer copy of the session: `destroy()` makes the
-///   browser drop it, but a copy taken earlier stays valid until its sealed expiry. Two
-///   concurrent requests each send back their own whole session, so the last response wins.
-///   Use a server-side store when that matters.
+/// * **Limits of the design.** A cookie is a bearer copy of the session: without a revocation
+///   list, `destroy()` makes the browser drop it, but a copy taken earlier stays valid until
+///   its sealed expiry. With one ([`revocations`](CookieStore::revocations)), `destroy()` and
+///   `cycle_id()` revoke the cookie they replace, copies included. Two concurrent requests each
+///   send back their own whole session, so the last response wins. Use a server-side store
+///   when that matters.
 ///
 /// ```
 /// use sessions::{CookieStore, Key};
@@ -142,7 +198,7 @@ pub enum CookieError {
 /// ```
 #[derive(Clone)]
 pub struct CookieStore {
-    keys: Arc<[Key]>,
+    keys: KeyRing,
     max_size: usize,
     revocations: Option<Revocations>,
 }
@@ -150,10 +206,7 @@ pub struct CookieStore {
 impl fmt::Debug for CookieStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CookieStore")
-            .field(
-                "key_ids",
-                &self.keys.iter().map(Key::id).collect::<Vec<_>>(),
-            )
+            .field("key_ids", &self.keys.ids().collect::<Vec<_>>())
             .field("max_size", &self.max_size)
             .field("revocations", &self.revocations.is_some())
             .finish()
@@ -167,12 +220,11 @@ pub(crate) struct Opened {
     pub(crate) record: Record,
     /// The times sealed with it.
     pub(crate) deadline: Deadline,
-    /// Opened with a key other than the first: seal it again so it moves to the current key.
+    /// Opened with a key other than the first, from an earlier format, or without the stamp a
+    /// revocation list needs: seal it again.
     pub(crate) needs_reseal: bool,
-    /// The owner sealed with it (only when the store keeps a revocation list).
-    pub(crate) owner: Option<String>,
-    /// When it was sealed (the creation time for version-1 tokens).
-    pub(crate) sealed_at: SystemTime,
+    /// Its id, owner and seal time (derived for a cookie sealed without them).
+    pub(crate) stamp: Stamp,
 }
 
 impl CookieStore {
@@ -188,17 +240,8 @@ impl CookieStore {
     /// assert!(matches!(twins, Err(CookieError::DuplicateKeyId(1))));
     /// ```
     pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, CookieError> {
-        let keys: Vec<Key> = keys.into_iter().collect();
-        if keys.is_empty() {
-            return Err(CookieError::NoKeys);
-        }
-        for (index, key) in keys.iter().enumerate() {
-            if keys[..index].iter().any(|earlier| earlier.id == key.id) {
-                return Err(CookieError::DuplicateKeyId(key.id));
-            }
-        }
         Ok(Self {
-            keys: keys.into(),
+            keys: KeyRing::new(keys)?,
             max_size: DEFAULT_MAX_SIZE,
             revocations: None,
         })
@@ -217,60 +260,59 @@ impl CookieStore {
         self
     }
 
-    /// Seals `record` and `deadline` (and `owner`, the session's owner, when the store keeps a
-    /// revocation list) at `now` with the first key into the value of the cookie named
-    /// `cookie_name`. Fails with [`CookieError::TooLarge`] rather than return a token the
-    /// browser would drop.
+    /// Seals `record` and `deadline` (and `stamp`, when the store keeps a revocation list) at
+    /// `now` with the first key into the value of the cookie named `cookie_name`. Fails with
+    /// [`CookieError::TooLarge`] rather than return a token the browser would drop.
     pub(crate) fn seal(
         &self,
         cookie_name: &str,
         record: &Record,
         deadline: Deadline,
         format: Format,
-        owner: Option<&str>,
+        stamp: Option<&Stamp>,
         now: SystemTime,
     ) -> Result<String, CookieError> {
         let body = record.to_bytes(format)?;
-        let owner = owner
-            .filter(|_| self.revocations.is_some())
+        let stamp = stamp.filter(|_| self.revocations.is_some());
+        let owner = stamp
+            .and_then(|stamp| stamp.owner.as_deref())
             .map(str::as_bytes)
             .filter(|owner| owner.len() < usize::from(NO_OWNER));
-        let owner_len = owner.map_or(0, <[u8]>::len);
-        let raw_len =
-            HEADER_BYTES + NONCE_BYTES + HEAD_V2_BYTES + owner_len + body.len() + TAG_BYTES;
-        let token_len = base64::encoded_len(raw_len, false).unwrap_or(usize::MAX);
+        let stamp_len = stamp.map_or(0, |_| 8 + ID_BYTES + 8 + 2 + owner.map_or(0, <[u8]>::len));
+        let plaintext_len = TIMES_BYTES + 1 + stamp_len + body.len();
+        let token_len =
+            base64::encoded_len(seal::OVERHEAD + plaintext_len, false).unwrap_or(usize::MAX);
         self.check_size(cookie_name, token_len)?;
 
-        let key = self.sealing_key()?;
-        let mut raw = Vec::with_capacity(raw_len);
-        raw.push(VERSION);
-        raw.extend_from_slice(&key.id.to_be_bytes());
-        let mut nonce = [0u8; NONCE_BYTES];
-        fill_random(&mut nonce)?;
-        raw.extend_from_slice(&nonce);
+        let mut sealing = self.keys.start(plaintext_len)?;
+        let raw = &mut sealing.buf;
         raw.extend_from_slice(&unix_millis(deadline.created_at).to_be_bytes());
         raw.extend_from_slice(&unix_millis(deadline.expires_at).to_be_bytes());
-        raw.extend_from_slice(&unix_millis(now).to_be_bytes());
-        match owner {
-            Some(owner) => {
-                raw.extend_from_slice(&u16::try_from(owner.len()).unwrap_or(0).to_be_bytes());
-                raw.extend_from_slice(owner);
+        match stamp {
+            Some(stamp) => {
+                raw.push(if stamp.registered {
+                    REVOCABLE | REGISTERED
+                } else {
+                    REVOCABLE
+                });
+                raw.extend_from_slice(&unix_millis(now).to_be_bytes());
+                raw.extend_from_slice(&stamp.id);
+                let horizon = stamp.horizon.max(deadline.expires_at);
+                raw.extend_from_slice(&unix_millis(horizon).to_be_bytes());
+                match owner {
+                    Some(owner) => {
+                        raw.extend_from_slice(
+                            &u16::try_from(owner.len()).unwrap_or(0).to_be_bytes(),
+                        );
+                        raw.extend_from_slice(owner);
+                    }
+                    None => raw.extend_from_slice(&NO_OWNER.to_be_bytes()),
+                }
             }
-            None => raw.extend_from_slice(&NO_OWNER.to_be_bytes()),
+            None => raw.push(0),
         }
         raw.extend_from_slice(&body);
-
-        let aad = associated_data(&raw[..HEADER_BYTES], cookie_name);
-        let (head, plaintext) = raw.split_at_mut(HEADER_BYTES + NONCE_BYTES);
-        let tag = key
-            .cipher()
-            .encrypt_in_place_detached(XNonce::from_slice(&head[HEADER_BYTES..]), &aad, plaintext)
-            // Only a plaintext over 256 GiB fails, far past the size check above.
-            .map_err(|_| CookieError::TooLarge {
-                size: cookie_name.len() + 1 + token_len,
-                limit: self.max_size,
-            })?;
-        raw.extend_from_slice(&tag);
+        let raw = sealing.finish(cookie_name.as_bytes())?;
 
         let token = URL_SAFE_NO_PAD.encode(&raw);
         self.check_size(cookie_name, token.len())?;
@@ -292,31 +334,14 @@ impl CookieStore {
         let mut raw = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| CookieError::Malformed)?;
-        let version = raw.first().copied();
-        if raw.len() < MIN_RAW_BYTES || !matches!(version, Some(VERSION | VERSION_1)) {
-            return Err(CookieError::Malformed);
-        }
-        let key_id = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]);
-        let index = self
-            .keys
-            .iter()
-            .position(|key| key.id == key_id)
-            .ok_or(CookieError::UnknownKey)?;
+        let unsealed = self.keys.open(&mut raw, cookie_name.as_bytes())?;
+        let stale = unsealed.stale();
+        let format = unsealed.format;
+        let plaintext = unsealed.plaintext;
 
-        let aad = associated_data(&raw[..HEADER_BYTES], cookie_name);
-        let (head, sealed) = raw.split_at_mut(HEADER_BYTES + NONCE_BYTES);
-        let (plaintext, tag) = sealed.split_at_mut(sealed.len() - TAG_BYTES);
-        self.keys[index]
-            .cipher()
-            .decrypt_in_place_detached(
-                XNonce::from_slice(&head[HEADER_BYTES..]),
-                &aad,
-                plaintext,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| CookieError::Invalid)?;
-
-        let (times, rest) = plaintext.split_at(TIMES_BYTES);
+        let (times, rest) = plaintext
+            .split_at_checked(TIMES_BYTES)
+            .ok_or(CookieError::Malformed)?;
         let (created, expires) = times.split_at(8);
         let deadline = Deadline {
             created_at: from_unix_millis(created)?,
@@ -325,35 +350,49 @@ impl CookieStore {
         if deadline.is_expired(now) {
             return Err(CookieError::Expired);
         }
-        let (sealed_at, owner, body) = if version == Some(VERSION) {
-            let (sealed, rest) = rest.split_at_checked(8).ok_or(CookieError::Malformed)?;
-            let (len, rest) = rest.split_at_checked(2).ok_or(CookieError::Malformed)?;
-            let len = u16::from_be_bytes([len[0], len[1]]);
-            let (owner, body) = if len == NO_OWNER {
-                (None, rest)
-            } else {
-                let (owner, body) = rest
-                    .split_at_checked(usize::from(len))
-                    .ok_or(CookieError::Malformed)?;
-                let owner = std::str::from_utf8(owner).map_err(|_| CookieError::Malformed)?;
-                (Some(owner.to_owned()), body)
-            };
-            (from_unix_millis(sealed)?, owner, body)
-        } else {
-            (deadline.created_at, None, rest)
+        let mut reader = Reader(rest);
+        let (stamp, body) = match format {
+            VERSION_1 => (Stamp::derived(deadline, None, deadline.created_at), rest),
+            VERSION_2 => {
+                let sealed_at = reader.time()?;
+                let owner = reader.owner()?;
+                (Stamp::derived(deadline, owner, sealed_at), reader.0)
+            }
+            _ => {
+                let flags = reader.take(1)?[0];
+                if flags & !KNOWN_FLAGS != 0 {
+                    return Err(CookieError::Malformed);
+                }
+                if flags & REVOCABLE == 0 {
+                    (
+                        Stamp::derived(deadline, None, deadline.created_at),
+                        reader.0,
+                    )
+                } else {
+                    let sealed_at = reader.time()?;
+                    let mut id = [0u8; ID_BYTES];
+                    id.copy_from_slice(reader.take(ID_BYTES)?);
+                    let horizon = reader.time()?;
+                    let owner = reader.owner()?;
+                    let stamp = Stamp {
+                        id,
+                        owner,
+                        sealed_at,
+                        horizon,
+                        registered: flags & REGISTERED != 0,
+                    };
+                    (stamp, reader.0)
+                }
+            }
         };
+        let unstamped = format != seal::FORMAT || plaintext[TIMES_BYTES] & REVOCABLE == 0;
         let record = Record::from_bytes(body)?;
         Ok(Opened {
             record,
             deadline,
-            needs_reseal: index != 0,
-            owner,
-            sealed_at,
+            needs_reseal: stale || (self.revokes() && unstamped),
+            stamp,
         })
-    }
-
-    fn sealing_key(&self) -> Result<&Key, CookieError> {
-        self.keys.first().ok_or(CookieError::NoKeys)
     }
 
     fn check_size(&self, cookie_name: &str, token_len: usize) -> Result<(), CookieError> {
@@ -371,13 +410,54 @@ impl CookieStore {
     }
 }
 
-/// What the tag covers besides the ciphertext: the clear header and the cookie's name. The name
-/// comes last, so no two (header, name) pairs give the same bytes.
-fn associated_data(header: &[u8], cookie_name: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(header.len() + cookie_name.len());
-    aad.extend_from_slice(header);
-    aad.extend_from_slice(cookie_name.as_bytes());
-    aad
+/// Reads the fields of a plaintext in order; running short is [`CookieError::Malformed`].
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], CookieError> {
+        let (head, rest) = self.0.split_at_checked(len).ok_or(CookieError::Malformed)?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn time(&mut self) -> Result<SystemTime, CookieError> {
+        from_unix_millis(self.take(8)?)
+    }
+
+    fn owner(&mut self) -> Result<Option<Box<str>>, CookieError> {
+        let len = self.take(2)?;
+        let len = u16::from_be_bytes([len[0], len[1]]);
+        if len == NO_OWNER {
+            return Ok(None);
+        }
+        let owner = std::str::from_utf8(self.take(usize::from(len))?)
+            .map_err(|_| CookieError::Malformed)?;
+        Ok(Some(owner.into()))
+    }
+}
+
+impl From<RingError> for CookieError {
+    fn from(err: RingError) -> Self {
+        match err {
+            RingError::Empty => CookieError::NoKeys,
+            RingError::DuplicateId(id) => CookieError::DuplicateKeyId(id),
+        }
+    }
+}
+
+impl From<SealError> for CookieError {
+    fn from(err: SealError) -> Self {
+        match err {
+            SealError::Malformed => CookieError::Malformed,
+            SealError::UnknownKey(_) => CookieError::UnknownKey,
+            SealError::Invalid => CookieError::Invalid,
+            SealError::TooLarge => CookieError::TooLarge {
+                size: usize::MAX,
+                limit: 0,
+            },
+            SealError::Random(err) => CookieError::Random(err),
+        }
+    }
 }
 
 /// Milliseconds since the unix epoch; times before it count as 0, times past u64 as u64::MAX.

@@ -7,6 +7,12 @@
 //! that expires or that is evicted, and `nil` for a `FLUSHALL`; the crate reports a lost
 //! connection as a `Disconnection` push. This module applies them ([`LocalCache::on_push`]).
 //!
+//! *Coherent* means: once the invalidation of a change is handled here, no entry from before the
+//! change is served for its key. Until then — the push's trip from the server and this process
+//! getting to read it: a window of time, about the link's latency or more under load — a load
+//! returns the entry as it was, however many changes other clients made meanwhile (see
+//! `RedisStore::local_cache` for what that means, and measured figures).
+//!
 //! Two things make that coherent, not merely usually right:
 //!
 //! * **A pending token per key.** A reply and an invalidation travel different paths (the
@@ -111,6 +117,8 @@ pub(super) struct LocalCache {
     /// Entries per generation in each shard.
     generation: usize,
     next_token: AtomicU64,
+    /// `sessions_cache_total{result}` (feature `metrics`).
+    counters: crate::metrics::CacheCounters,
 }
 
 /// A read or write in flight, to be finished with [`LocalCache::end_read`] or
@@ -127,6 +135,7 @@ impl LocalCache {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             generation: per_shard.div_ceil(2),
             next_token: AtomicU64::new(1),
+            counters: Default::default(),
         }
     }
 
@@ -143,8 +152,19 @@ impl LocalCache {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The cached entry under `key`, if it is there, not too old and not ended at `now`.
+    /// The cached entry under `key`, if it is there, not too old and not ended at `now`
+    /// (counted: `sessions_cache_total{result="hit|miss"}`).
     pub(super) fn get(&self, key: &[u8], now: SystemTime) -> Option<Entry> {
+        let found = self.lookup(key, now);
+        self.counters.count(if found.is_some() {
+            crate::metrics::CacheResult::Hit
+        } else {
+            crate::metrics::CacheResult::Miss
+        });
+        found
+    }
+
+    fn lookup(&self, key: &[u8], now: SystemTime) -> Option<Entry> {
         let mut shard = self.shard(key);
         let fresh = |cached: &Cached| cached.at.elapsed() < MAX_AGE && !cached.entry.is_ended(now);
         if let Some(cached) = shard.young.get(key) {
@@ -232,6 +252,8 @@ impl LocalCache {
 
     /// Forgets `key` (an invalidation).
     pub(super) fn invalidate(&self, key: &[u8]) {
+        self.counters
+            .count(crate::metrics::CacheResult::Invalidated);
         let mut shard = self.shard(key);
         shard.drop_entry(key);
         shard.pending.remove(key);
@@ -239,6 +261,7 @@ impl LocalCache {
 
     /// Forgets everything: the tracking that kept the entries coherent is gone.
     pub(super) fn clear(&self) {
+        self.counters.count(crate::metrics::CacheResult::Dropped);
         for shard in self.shards.iter() {
             let mut shard = shard
                 .lock()

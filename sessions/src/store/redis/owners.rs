@@ -11,8 +11,9 @@ use bytes::Bytes;
 
 use super::RedisStore;
 use super::wire::{self, backend, unexpected};
+use crate::errors::RecordError;
 use crate::id::SessionKey;
-use crate::store::{Entry, StoreError, blob};
+use crate::store::{Entry, OwnedEntries, StoreError, blob, ops};
 
 impl RedisStore {
     /// The index set of `owner`.
@@ -29,12 +30,12 @@ impl RedisStore {
         SessionKey::from_stored(inner).map(|_| inner)
     }
 
-    /// The live sessions bound to `owner`: one `SMEMBERS`, one `MGET`; members that are gone or
-    /// bound to someone else are removed from the set.
-    pub(super) async fn list_owner(
-        &self,
-        owner: &str,
-    ) -> Result<Vec<(SessionKey, Entry)>, StoreError> {
+    /// The live sessions bound to `owner`: one `SMEMBERS`, one `MGET` (and a `GET` per member a
+    /// login moved in between: the mark is followed); members that are gone or bound to someone
+    /// else are removed from the set. A member whose entry does not decode
+    /// (but starts like an entry: its version is known) stays in the set and is reported as
+    /// unreadable, so a revocation ends it rather than lose sight of it.
+    pub(super) async fn list_owner(&self, owner: &str) -> Result<OwnedEntries, StoreError> {
         let index = self.owner_key(owner);
         let mut smembers = ::redis::cmd("SMEMBERS");
         smembers.arg(&index);
@@ -53,7 +54,9 @@ impl RedisStore {
                 None => stale.push(member),
             }
         }
-        let mut found = Vec::with_capacity(keys.len());
+        let mut found = OwnedEntries::default();
+        // Members a login moved between the `SMEMBERS` and the `MGET`: where they went.
+        let mut moved = Vec::new();
         if !keys.is_empty() {
             let mut mget = ::redis::cmd("MGET");
             for (key, _) in &keys {
@@ -66,17 +69,25 @@ impl RedisStore {
             let now = std::time::SystemTime::now();
             for ((key, member), value) in keys.into_iter().zip(values) {
                 let entry = match value {
-                    Value::BulkString(bytes) => blob::decode(Bytes::from(bytes)).ok(),
-                    _ => None,
+                    Value::BulkString(bytes) => blob::decode_at(&key, Bytes::from(bytes)),
+                    _ => Err(RecordError::Malformed("not an entry".into())),
                 };
                 match entry {
-                    Some(entry) if entry.owner() == Some(owner) && !entry.is_ended(now) => {
-                        found.push((key, entry));
+                    Ok(entry) if entry.owner() == Some(owner) && !entry.is_ended(now) => {
+                        found.entries.push((key, entry));
+                    }
+                    Err(err) if err.stored_version().is_some() => {
+                        found.unreadable.push((key, err));
+                    }
+                    Ok(Entry::Moved { to, until, .. }) if until > now => {
+                        moved.push(to);
+                        stale.push(member);
                     }
                     _ => stale.push(member),
                 }
             }
         }
+        self.follow_moves(owner, moved, &mut found).await?;
         if !stale.is_empty() {
             let mut srem = ::redis::cmd("SREM");
             srem.arg(&index);
@@ -86,6 +97,39 @@ impl RedisStore {
             self.connection.command(&srem).await.map_err(backend)?;
         }
         Ok(found)
+    }
+
+    /// Follows the forwarding marks `moved` (members a login moved while the listing read the
+    /// set and then the entries: the set said the old key, the entry is the mark) to the
+    /// sessions they lead to, and adds those bound to `owner` to `found`: a revocation must
+    /// not miss a session because a login was moving it.
+    async fn follow_moves(
+        &self,
+        owner: &str,
+        mut moved: Vec<SessionKey>,
+        found: &mut OwnedEntries,
+    ) -> Result<(), StoreError> {
+        let mut hops = 0;
+        while let Some(key) = moved.pop() {
+            hops += 1;
+            if hops > ops::HOPS {
+                return Err(StoreError::Contended);
+            }
+            if found.entries.iter().any(|(listed, _)| *listed == key) {
+                continue;
+            }
+            match self.load_key(&key).await {
+                Ok(Some(entry)) if entry.owner() == Some(owner) => found.entries.push((key, entry)),
+                Ok(Some(Entry::Moved { to, .. })) => moved.push(to),
+                Ok(_) => {}
+                Err(StoreError::Record(err)) if err.stored_version().is_some() => {
+                    found.unreadable.push((key, err));
+                }
+                Err(StoreError::Record(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Redis Cluster: moves the session under `redis_key` from `old`'s index to `new`'s, after

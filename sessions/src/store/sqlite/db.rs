@@ -287,7 +287,9 @@ fn is_busy(err: &rusqlite::Error) -> bool {
 /// app's setup, a 500 that names the fix); the rest is the backend failing.
 pub(super) fn backend(err: rusqlite::Error) -> StoreError {
     match &err {
-        rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("no such table") => {
+        rusqlite::Error::SqliteFailure(_, Some(message))
+            if message.starts_with("no such table") =>
+        {
             StoreError::not_migrated("SqliteStore", err)
         }
         _ => StoreError::backend(err),

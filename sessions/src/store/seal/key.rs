@@ -1,14 +1,13 @@
-//! [`Key`]: the secret a [`CookieStore`](super::CookieStore) seals and opens cookies with.
+//! [`Key`]: a secret of a key ring: what a [`CookieStore`](crate::CookieStore) seals cookies
+//! with, and what [`Encrypted`](crate::store::Encrypted) seals records with.
 
 use std::fmt;
 
+use crate::store::cookie::CookieError;
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
-
-use super::CookieError;
 
 /// Bytes of a key.
 const KEY_BYTES: usize = 32;
@@ -25,8 +24,9 @@ const KEY_ENGINES: [GeneralPurpose; 2] = [
     ),
 ];
 
-/// A key that seals and opens session cookies: 32 secret bytes and an id that tokens carry,
-/// so a store knows which of its keys to open a token with. `Debug` never prints the bytes.
+/// A key that seals and opens session cookies (and encrypted records): 32 secret bytes and an
+/// id that every sealed token carries, so a store knows which of its keys to open it with.
+/// `Debug` never prints the bytes.
 ///
 /// Generate a key once, keep it secret (an environment variable, a secret manager) and load it
 /// at start-up; a new key on every start logs everyone out.
@@ -42,8 +42,8 @@ const KEY_ENGINES: [GeneralPurpose; 2] = [
 /// ```
 #[derive(Clone)]
 pub struct Key {
-    pub(super) id: u32,
-    pub(super) bytes: [u8; KEY_BYTES],
+    pub(crate) id: u32,
+    pub(crate) bytes: [u8; KEY_BYTES],
 }
 
 impl Key {
@@ -55,7 +55,7 @@ impl Key {
     /// ```
     pub fn generate(id: u32) -> Result<Key, CookieError> {
         let mut bytes = [0u8; KEY_BYTES];
-        fill_random(&mut bytes)?;
+        fill_random(&mut bytes).map_err(CookieError::Random)?;
         Ok(Key { id, bytes })
     }
 
@@ -115,10 +115,6 @@ impl Key {
     pub fn id(&self) -> u32 {
         self.id
     }
-
-    pub(super) fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(&self.bytes.into())
-    }
 }
 
 impl fmt::Debug for Key {
@@ -131,11 +127,9 @@ impl fmt::Debug for Key {
 }
 
 /// Fills `bytes` from the OS random source.
-pub(super) fn fill_random(bytes: &mut [u8]) -> Result<(), CookieError> {
-    getrandom::fill(bytes).map_err(|err| {
-        CookieError::Random(match err.raw_os_error() {
-            Some(code) => std::io::Error::from_raw_os_error(code),
-            None => std::io::Error::other(err.to_string()),
-        })
+pub(crate) fn fill_random(bytes: &mut [u8]) -> Result<(), std::io::Error> {
+    getrandom::fill(bytes).map_err(|err| match err.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::other(err.to_string()),
     })
 }

@@ -1,0 +1,781 @@
+//! The saves of one session waiting in this process, combined: a queue per stored key where
+//! one save (the *leader*) hands the stored session to every save waiting behind it, each
+//! applies its own edit to it in turn, and the leader writes them all in one compare-and-swap.
+//!
+//! Why: a store runs the writes of one key one after another anyway, so n concurrent saves of
+//! one session, each a compare-and-swap over what it loaded, cost O(n²) store calls (every
+//! loser reloads and tries again, and loses again to the next winner) — 240 parallel requests
+//! of one page ran out of the retry budget on PostgreSQL and Redis (issue 20). Combined, they
+//! cost one load per request and one write per batch: while a batch is being written, every
+//! save that arrives queues up, and the next leader writes all of them at once.
+//!
+//! This is the save path, not a fast path beside it: every save (`ops::save`) goes through a
+//! queue; a save alone in its queue (the usual case) leads a batch of one, with no handoff at
+//! all, and writes exactly as before (its own edit, in place, in one `update`).
+//!
+//! How a batch runs:
+//!
+//! 1. A save *joins* the queue of its `(store, key)`: if nobody leads, it leads; otherwise it
+//!    waits for orders on a channel of its own.
+//! 2. The leader takes everyone waiting as its batch, and starts from the newest entry it knows
+//!    (the one the previous batch wrote, else the one its request loaded, else a load).
+//! 3. It hands a copy of the stored session to each member (*apply*): each runs its own edit on
+//!    it, on its own task (edits borrow their request: they cannot move to the leader), and
+//!    says whether its edit applied. A member whose edit fails changed nothing (every edit
+//!    checks before it changes) and is told so at the end; the others are written.
+//! 4. The leader writes the result with its own edit on top, in one `SessionStore::update` over
+//!    the version it started from. Lost to another process: it reloads and runs the batch's
+//!    edits again (within the retry budget). Found a forwarding mark: everyone follows it (and
+//!    joins the queue of the new key). Found nothing: everyone's session is gone.
+//! 5. It tells every member what came of it (*finish*), and hands the lead to the first save
+//!    that queued meanwhile, with the entry just written (so the next batch needs no load).
+//!
+//! A save whose request is dropped while it waits leaves the queue (a guard), and a leader
+//! dropped mid-batch gives its batch back to the queue and the lead to the next save. A leader
+//! waits for each member's turn: a save future that has started must be polled on, or dropped
+//! (as every request future is), not parked unpolled — that would hold up its batch.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Attempts;
+use crate::errors::RecordError;
+use crate::id::SessionKey;
+use crate::store::entry::next_version;
+use crate::store::{Edit, Entry, SessionStore, StoreError, Stored};
+
+/// How many locks the queues are spread over.
+const SHARDS: usize = 16;
+
+/// What one save's trip through a queue came to.
+pub(super) enum Landed {
+    /// Written: the session as stored now, and its entry's version.
+    Saved { session: Stored, version: u64 },
+    /// The key holds a forwarding mark to this key: the save goes on there.
+    Moved(SessionKey),
+    /// No live session under the key: nothing was written.
+    Missing,
+}
+
+/// A queue's identity: the store (by address: a save holds it borrowed while it is queued, so
+/// the address cannot be reused meanwhile) and the key.
+type QueueKey = (usize, SessionKey);
+
+/// The queue of one key.
+struct Queue {
+    /// The member that leads, or has been told to.
+    leading: u64,
+    /// The saves waiting for the next batch, in arrival order.
+    waiting: VecDeque<Member>,
+    /// The entry the last batch wrote (version, session), for the next leader.
+    last: Option<(u64, Stored)>,
+}
+
+/// A waiting save: its id and where its orders go.
+struct Member {
+    id: u64,
+    orders: mpsc::UnboundedSender<Order>,
+}
+
+/// What a leader tells a member.
+enum Order {
+    /// Lead the next batch, starting from this entry if there is one.
+    Lead(Option<(u64, Stored)>),
+    /// Run your edit on the session in the cell (if it is still there), and say whether it
+    /// applied.
+    Apply {
+        cell: Arc<Mutex<Option<Stored>>>,
+        applied: oneshot::Sender<bool>,
+    },
+    /// The batch is over.
+    Finish(Outcome),
+}
+
+/// How a batch ended, for each member.
+enum Outcome {
+    /// Written with every edit that applied.
+    Saved {
+        session: Stored,
+        version: u64,
+    },
+    /// No edit applied: nothing was written.
+    Unchanged,
+    Moved(SessionKey),
+    Missing,
+    Failed(StoreError),
+}
+
+static QUEUES: LazyLock<Vec<Mutex<HashMap<QueueKey, Queue>>>> =
+    LazyLock::new(|| (0..SHARDS).map(|_| Mutex::default()).collect());
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn shard(key: &QueueKey) -> MutexGuard<'static, HashMap<QueueKey, Queue>> {
+    let bytes = key.1.as_bytes();
+    let index = usize::from(bytes.first().copied().unwrap_or(0)) % SHARDS;
+    // Every change under the lock is a few map operations that cannot panic halfway.
+    QUEUES[index]
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands the lead of the queue under `key` to its first waiting member (with `last`, the
+/// entry just written), or removes the queue when nobody waits.
+fn hand_over(queues: &mut HashMap<QueueKey, Queue>, key: &QueueKey, last: Option<(u64, Stored)>) {
+    let Some(queue) = queues.get_mut(key) else {
+        return;
+    };
+    while let Some(next) = queue.waiting.pop_front() {
+        if next.orders.send(Order::Lead(last.clone())).is_ok() {
+            queue.leading = next.id;
+            return;
+        }
+        // That save was dropped meanwhile: the next one.
+    }
+    queues.remove(key);
+}
+
+/// A save in a queue: if it is dropped while it waits (its request went away), it leaves the
+/// queue, and passes the lead on if it had just been given it.
+struct InQueue {
+    key: QueueKey,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for InQueue {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queues = shard(&self.key);
+        let Some(queue) = queues.get_mut(&self.key) else {
+            return;
+        };
+        queue.waiting.retain(|member| member.id != self.id);
+        if queue.leading == self.id {
+            let last = queue.last.take();
+            hand_over(&mut queues, &self.key, last);
+        }
+    }
+}
+
+/// A leader's batch: if the leader is dropped mid-batch, its members go back to the front of
+/// the queue and the lead goes to the first of them.
+struct Batch {
+    key: QueueKey,
+    members: Vec<Member>,
+    done: bool,
+}
+
+impl Batch {
+    /// Tells every member how the batch ended, and hands the lead on.
+    fn finish(mut self, outcome: impl Fn() -> Outcome, last: Option<(u64, Stored)>) {
+        for member in self.members.drain(..) {
+            // A member dropped meanwhile hears nothing; nothing waits for it.
+            let _ = member.orders.send(Order::Finish(outcome()));
+        }
+        self.done = true;
+        let mut queues = shard(&self.key);
+        hand_over(&mut queues, &self.key, last);
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queues = shard(&self.key);
+        if let Some(queue) = queues.get_mut(&self.key) {
+            for member in self.members.drain(..).rev() {
+                queue.waiting.push_front(member);
+            }
+        }
+        hand_over(&mut queues, &self.key, None);
+    }
+}
+
+/// Saves through the queue of `key` in `store`: `edit` applied to the live session under
+/// `key`, combined with the saves of the same key waiting in this process. `base` is the entry
+/// the request loaded (tried first when nothing newer is known).
+pub(super) async fn save_combined<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &SessionKey,
+    base: Option<Entry>,
+    edit: &mut Edit<'_>,
+) -> Result<Landed, StoreError> {
+    let queue_key: QueueKey = ((store as *const S).cast::<()>() as usize, key.clone());
+    let mut base = base;
+    loop {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut in_queue = InQueue {
+            key: queue_key.clone(),
+            id,
+            done: false,
+        };
+        let orders = {
+            let mut queues = shard(&queue_key);
+            match queues.get_mut(&queue_key) {
+                Some(queue) => {
+                    let (sender, orders) = mpsc::unbounded_channel();
+                    queue.waiting.push_back(Member { id, orders: sender });
+                    Some(orders)
+                }
+                None => {
+                    queues.insert(
+                        queue_key.clone(),
+                        Queue {
+                            leading: id,
+                            waiting: VecDeque::new(),
+                            last: None,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let last = match orders {
+            None => None,
+            Some(mut orders) => match wait(&mut orders, edit).await {
+                Waited::Landed(landed) => {
+                    in_queue.done = true;
+                    return landed;
+                }
+                Waited::Again => {
+                    in_queue.done = true;
+                    continue;
+                }
+                Waited::Lead(last) => last,
+            },
+        };
+        // Leading now: the guard of the batch takes over from the guard of the wait (no await
+        // in between).
+        in_queue.done = true;
+        let start = match last {
+            // What the batch before wrote is newer than what the request loaded.
+            Some((version, session)) => Some(Entry::Live { version, session }),
+            None => base.take(),
+        };
+        return lead(store, &queue_key, start, edit).await;
+    }
+}
+
+/// What waiting in a queue came to.
+enum Waited {
+    Landed(Result<Landed, StoreError>),
+    Lead(Option<(u64, Stored)>),
+    Again,
+}
+
+/// A member's side: applies its edit when told, until the batch is over or it is told to lead.
+async fn wait(orders: &mut mpsc::UnboundedReceiver<Order>, edit: &mut Edit<'_>) -> Waited {
+    // What the member's edit did in the last turn it took.
+    let mut mine: Result<(), StoreError> = Ok(());
+    loop {
+        match orders.recv().await {
+            Some(Order::Apply { cell, applied }) => {
+                let ok = match lock(&cell).as_mut() {
+                    Some(session) => {
+                        mine = edit(session);
+                        mine.is_ok()
+                    }
+                    // The leader stopped waiting for this turn: it is not in the batch.
+                    None => false,
+                };
+                let _ = applied.send(ok);
+            }
+            Some(Order::Lead(last)) => return Waited::Lead(last),
+            Some(Order::Finish(outcome)) => {
+                return match outcome {
+                    Outcome::Saved { session, version } => {
+                        Waited::Landed(mine.map(|()| Landed::Saved { session, version }))
+                    }
+                    Outcome::Unchanged => match mine {
+                        Err(err) => Waited::Landed(Err(err)),
+                        Ok(()) => Waited::Again,
+                    },
+                    Outcome::Moved(to) => Waited::Landed(Ok(Landed::Moved(to))),
+                    Outcome::Missing => Waited::Landed(Ok(Landed::Missing)),
+                    Outcome::Failed(err) => Waited::Landed(Err(err)),
+                };
+            }
+            // Every sender is kept until it sends an order that ends the wait.
+            None => return Waited::Again,
+        }
+    }
+}
+
+/// The leader's side: runs batches of the queue until its own save is done.
+async fn lead<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &QueueKey,
+    start: Option<Entry>,
+    edit: &mut Edit<'_>,
+) -> Result<Landed, StoreError> {
+    let members = {
+        let mut queues = shard(key);
+        queues
+            .get_mut(key)
+            .map(|queue| queue.waiting.drain(..).collect())
+            .unwrap_or_default()
+    };
+    let mut batch = Batch {
+        key: key.clone(),
+        members,
+        done: false,
+    };
+    let at = &key.1;
+    let mut current = start;
+    let mut attempts = Attempts::new();
+    loop {
+        let entry = match current.take() {
+            Some(entry) => Some(entry),
+            None => match store.load(at).await {
+                Ok(entry) => entry,
+                Err(err) => {
+                    batch.finish(|| Outcome::Failed(copy(&err)), None);
+                    return Err(err);
+                }
+            },
+        };
+        let (version, session) = match entry {
+            None => {
+                batch.finish(|| Outcome::Missing, None);
+                return Ok(Landed::Missing);
+            }
+            Some(Entry::Moved { to, .. }) => {
+                batch.finish(|| Outcome::Moved(to.clone()), None);
+                return Ok(Landed::Moved(to));
+            }
+            Some(Entry::Live { version, session }) => (version, session),
+        };
+        // The version the batch writes (an entry at the largest version is unwritable data).
+        let written = match next_version(version) {
+            Ok(written) => written,
+            Err(err) => {
+                batch.finish(|| Outcome::Failed(copy(&err)), None);
+                return Err(err);
+            }
+        };
+        // The members' edits first, each on its own task, on a copy of the stored session.
+        let (mut combined, others) = if batch.members.is_empty() {
+            (None, false)
+        } else {
+            let (combined, others) = turns(&mut batch.members, &session).await;
+            (Some(combined), others)
+        };
+        // Then this save's own edit, on top, inside the store's update (in place where the
+        // store edits in place).
+        // This save's edit failed: with others to write, its error (the others are written);
+        // alone, the update fails with it and nothing is written.
+        let mut own: Option<StoreError> = None;
+        let mut failed_alone = false;
+        let mut all = |stored: &mut Stored| -> Result<(), StoreError> {
+            if let Some(combined) = combined.take() {
+                *stored = combined;
+            }
+            match edit(stored) {
+                Ok(()) => Ok(()),
+                Err(err) if !others => {
+                    failed_alone = true;
+                    Err(err)
+                }
+                Err(err) => {
+                    own = Some(err);
+                    Ok(())
+                }
+            }
+        };
+        match store.update(at, version, session, &mut all).await {
+            Ok(Some(stored)) => {
+                let version = written;
+                let last = (version, stored.clone());
+                batch.finish(
+                    || Outcome::Saved {
+                        session: stored.clone(),
+                        version,
+                    },
+                    Some(last),
+                );
+                return match own {
+                    Some(err) => Err(err),
+                    None => Ok(Landed::Saved {
+                        session: stored,
+                        version,
+                    }),
+                };
+            }
+            Ok(None) => {
+                // Another writer (another process) got there first: again, on what it wrote.
+                if let Err(err) = attempts.next().await {
+                    batch.finish(|| Outcome::Failed(copy(&err)), None);
+                    return Err(err);
+                }
+            }
+            Err(err) if failed_alone => {
+                batch.finish(|| Outcome::Unchanged, None);
+                return Err(err);
+            }
+            Err(err) => {
+                batch.finish(|| Outcome::Failed(copy(&err)), None);
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// Every member's turn at `session`: each applies its edit to it (one at a time, in the order
+/// their tasks run); returns the session with every edit that applied, and whether any did. A
+/// member that is gone (its request was dropped) leaves the batch.
+async fn turns(members: &mut Vec<Member>, session: &Stored) -> (Stored, bool) {
+    let cell = Arc::new(Mutex::new(Some(session.clone())));
+    let mut waits = Vec::with_capacity(members.len());
+    members.retain(|member| {
+        let (applied, wait) = oneshot::channel();
+        let order = Order::Apply {
+            cell: cell.clone(),
+            applied,
+        };
+        let sent = member.orders.send(order).is_ok();
+        if sent {
+            waits.push((member.id, wait));
+        }
+        sent
+    });
+    let mut any = false;
+    let mut gone = Vec::new();
+    for (id, wait) in waits {
+        match wait.await {
+            Ok(applied) => any |= applied,
+            Err(_) => gone.push(id),
+        }
+    }
+    members.retain(|member| !gone.contains(&member.id));
+    // Closed: nothing edits it any more.
+    let combined = lock(&cell).take().unwrap_or_else(|| session.clone());
+    (combined, any)
+}
+
+/// The error of a batch, for each of its members: the same kind of error (what the response
+/// becomes depends on it), with the same message.
+fn copy(err: &StoreError) -> StoreError {
+    match err {
+        StoreError::Collision => StoreError::Collision,
+        StoreError::Contended => StoreError::Contended,
+        StoreError::Unsupported(what) => StoreError::Unsupported(what),
+        StoreError::NotSetUp { problem, fix } => StoreError::NotSetUp {
+            problem: problem.clone(),
+            fix: fix.clone(),
+        },
+        StoreError::Record(record) => {
+            StoreError::Record(RecordError::Malformed(record.to_string()))
+        }
+        other => StoreError::Backend(other.to_string().into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, SystemTime};
+
+    use tokio::sync::Notify;
+    use tokio::task::{JoinHandle, LocalSet, spawn_local};
+
+    use super::*;
+    use crate::MemoryStore;
+    use crate::codec::Format;
+    use crate::errors::ApplyError;
+    use crate::expiry::Deadline;
+    use crate::record::{Record, Slot};
+    use crate::store::ops::{self, Saved};
+
+    /// A `MemoryStore` that counts its updates and holds the ones it is told to (by number,
+    /// from 1) until released.
+    #[derive(Clone, Default)]
+    struct Gated {
+        inner: MemoryStore,
+        updates: Arc<AtomicUsize>,
+        hold: Arc<Mutex<HashSet<usize>>>,
+        reached: Arc<Notify>,
+        release: Arc<Notify>,
+    }
+
+    impl Gated {
+        fn holding(numbers: &[usize]) -> Arc<Self> {
+            let store = Gated::default();
+            lock(&store.hold).extend(numbers);
+            Arc::new(store)
+        }
+
+        async fn reached(&self) {
+            tokio::time::timeout(Duration::from_secs(10), self.reached.notified())
+                .await
+                .expect("an update reached the gate");
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Gated {
+        async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
+            self.inner.load(key).await
+        }
+
+        async fn swap(
+            &self,
+            key: &SessionKey,
+            current: Option<u64>,
+            new: Option<Entry>,
+        ) -> Result<bool, StoreError> {
+            self.inner.swap(key, current, new).await
+        }
+
+        async fn update(
+            &self,
+            key: &SessionKey,
+            version: u64,
+            session: Stored,
+            edit: &mut Edit<'_>,
+        ) -> Result<Option<Stored>, StoreError> {
+            let number = self.updates.fetch_add(1, Ordering::SeqCst) + 1;
+            if lock(&self.hold).contains(&number) {
+                self.reached.notify_one();
+                self.release.notified().await;
+            }
+            self.inner.update(key, version, session, edit).await
+        }
+    }
+
+    /// A stored session, and its key.
+    async fn stored(store: &Gated) -> SessionKey {
+        let now = SystemTime::now();
+        let deadline = Deadline {
+            created_at: now,
+            expires_at: now + Duration::from_secs(60),
+        };
+        let id = ops::create_session(store, Record::new(), deadline)
+            .await
+            .expect("created");
+        id.key()
+    }
+
+    /// A save that adds the slot `name` (or fails, if `name` starts with `!`). The saves share
+    /// one store (a queue is one store's: a clone is another store here, as it is another
+    /// layer's).
+    fn save_slot(
+        store: &Arc<Gated>,
+        key: &SessionKey,
+        name: &str,
+    ) -> JoinHandle<Result<Saved, StoreError>> {
+        let (store, key, name) = (store.clone(), key.clone(), name.to_owned());
+        spawn_local(async move {
+            let mut edit = |session: &mut Stored| -> Result<(), StoreError> {
+                if name.starts_with('!') {
+                    return Err(ApplyError::SlotMissing { slot: name.clone() }.into());
+                }
+                session
+                    .record
+                    .insert(Slot::new(name.clone(), 1, Format::Json, Vec::new()));
+                Ok(())
+            };
+            ops::save(&*store, &key, None, &mut edit).await
+        })
+    }
+
+    async fn slots(store: &Gated, key: &SessionKey) -> Vec<String> {
+        let entry = store.inner.load(key).await.expect("loads");
+        let session = entry.and_then(Entry::into_session).expect("live");
+        let mut names: Vec<String> = session
+            .record
+            .slots()
+            .map(|s| s.name().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Lets the spawned tasks run until they wait.
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn names(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("s{i:02}")).collect()
+    }
+
+    #[tokio::test]
+    async fn saves_waiting_behind_a_write_are_written_together() {
+        LocalSet::new()
+            .run_until(async {
+                let store = Gated::holding(&[1]);
+                let key = stored(&store).await;
+                let first = save_slot(&store, &key, "s00");
+                store.reached().await;
+                let rest: Vec<_> = names(1..40)
+                    .iter()
+                    .map(|name| save_slot(&store, &key, name))
+                    .collect();
+                settle().await;
+                store.release.notify_one();
+                assert!(matches!(
+                    first.await.expect("runs"),
+                    Ok(Saved::Saved { .. })
+                ));
+                for save in rest {
+                    assert!(matches!(save.await.expect("runs"), Ok(Saved::Saved { .. })));
+                }
+                assert_eq!(slots(&store, &key).await, names(0..40));
+                // One write for the first save, one for the 39 that queued behind it.
+                assert_eq!(store.updates.load(Ordering::SeqCst), 2);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_mid_batch_hands_its_batch_to_the_next() {
+        LocalSet::new()
+            .run_until(async {
+                // The first write goes through; the second (the first batch of the queue) is
+                // held, and its leader dropped there.
+                let store = Gated::holding(&[1, 2]);
+                let key = stored(&store).await;
+                let first = save_slot(&store, &key, "s00");
+                store.reached().await;
+                let second = save_slot(&store, &key, "s01");
+                settle().await;
+                let rest: Vec<_> = names(2..10)
+                    .iter()
+                    .map(|name| save_slot(&store, &key, name))
+                    .collect();
+                settle().await;
+                store.release.notify_one();
+                assert!(first.await.expect("runs").is_ok());
+                // `second` leads the batch of all the others now, held in its update.
+                store.reached().await;
+                second.abort();
+                assert!(second.await.is_err(), "aborted");
+                for save in rest {
+                    assert!(matches!(save.await.expect("runs"), Ok(Saved::Saved { .. })));
+                }
+                let mut expected = names(0..10);
+                expected.retain(|name| name != "s01");
+                assert_eq!(slots(&store, &key).await, expected);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_save_dropped_while_it_waits_leaves_the_queue() {
+        LocalSet::new()
+            .run_until(async {
+                let store = Gated::holding(&[1]);
+                let key = stored(&store).await;
+                let first = save_slot(&store, &key, "s00");
+                store.reached().await;
+                let waiting: Vec<_> = names(1..5)
+                    .iter()
+                    .map(|name| save_slot(&store, &key, name))
+                    .collect();
+                settle().await;
+                // The first in line (the next leader) and one behind it go away.
+                waiting[0].abort();
+                waiting[2].abort();
+                settle().await;
+                store.release.notify_one();
+                assert!(first.await.expect("runs").is_ok());
+                let results: Vec<_> = futures_join(waiting).await;
+                assert!(results[0].is_none() && results[2].is_none());
+                assert!(results[1].as_ref().is_some_and(Result::is_ok));
+                assert!(results[3].as_ref().is_some_and(Result::is_ok));
+                assert_eq!(slots(&store, &key).await, ["s00", "s02", "s04"]);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_failing_edit_fails_alone_and_writes_nothing_of_its_own() {
+        LocalSet::new()
+            .run_until(async {
+                let store = Gated::holding(&[1]);
+                let key = stored(&store).await;
+                let first = save_slot(&store, &key, "s00");
+                store.reached().await;
+                let failing = save_slot(&store, &key, "!bad");
+                let fine = save_slot(&store, &key, "s01");
+                settle().await;
+                store.release.notify_one();
+                assert!(first.await.expect("runs").is_ok());
+                assert!(matches!(
+                    failing.await.expect("runs"),
+                    Err(StoreError::Apply(_))
+                ));
+                assert!(fine.await.expect("runs").is_ok());
+                assert_eq!(slots(&store, &key).await, ["s00", "s01"]);
+
+                // Alone, a failing edit writes nothing at all.
+                let version = store
+                    .inner
+                    .load(&key)
+                    .await
+                    .expect("loads")
+                    .map(|e| e.version());
+                let alone = save_slot(&store, &key, "!bad").await.expect("runs");
+                assert!(matches!(alone, Err(StoreError::Apply(_))));
+                let after = store
+                    .inner
+                    .load(&key)
+                    .await
+                    .expect("loads")
+                    .map(|e| e.version());
+                assert_eq!(after, version);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_on_a_session_that_is_gone_tells_everyone() {
+        LocalSet::new()
+            .run_until(async {
+                let store = Gated::holding(&[1]);
+                let key = stored(&store).await;
+                let first = save_slot(&store, &key, "s00");
+                store.reached().await;
+                let rest: Vec<_> = names(1..4)
+                    .iter()
+                    .map(|name| save_slot(&store, &key, name))
+                    .collect();
+                settle().await;
+                ops::destroy(&store.inner, &key).await.expect("destroyed");
+                store.release.notify_one();
+                // The held write lost to the logout; it and the queued saves find nothing.
+                assert!(matches!(first.await.expect("runs"), Ok(Saved::Missing)));
+                for save in rest {
+                    assert!(matches!(save.await.expect("runs"), Ok(Saved::Missing)));
+                }
+                assert!(store.inner.load(&key).await.expect("loads").is_none());
+            })
+            .await;
+    }
+
+    /// The results of `tasks`, `None` for one that was aborted.
+    async fn futures_join<T>(tasks: Vec<JoinHandle<T>>) -> Vec<Option<T>> {
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(task.await.ok());
+        }
+        results
+    }
+}
