@@ -448,7 +448,7 @@ fn version_missing_from_the_chain_is_unknown() {
             type_name: "gap",
             from_version: 1,
             to_version: 3,
-            count: 2
+            count: FORMATS.len() as u64,
         }]
     );
 }

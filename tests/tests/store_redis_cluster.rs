@@ -79,7 +79,7 @@ async fn one_session_is_one_key_on_one_node() {
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            assert_eq!(value, blob::encode(&entry));
+            assert_eq!(value, blob::encode_at(&key, &entry));
             holders.push((url, size));
         } else {
             let err = redis::cmd("GET")

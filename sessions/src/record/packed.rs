@@ -111,7 +111,8 @@ impl Packed {
 
     /// These fields with `changes` (name, bytes) applied: a changed field keeps its place, a
     /// new one goes after the others (a name given twice: its last bytes). Calls `changed`
-    /// with the index of each field that had other bytes. `None` when the result does not fit
+    /// with the index of a held field once per change that writes it (twice for a field
+    /// written twice). `None` when the result does not fit
     /// (see [`Packed::new`]).
     pub(crate) fn with_changes(
         &self,
@@ -230,7 +231,7 @@ mod tests {
             next.values().collect::<Vec<_>>(),
             [&b"1"[..], b"200", b"30", b"4"]
         );
-        assert_eq!(changed, [1]);
+        assert_eq!(changed, [1, 1], "b was written twice");
         let same = packed.with_changes(&[(&a, b"9")], |_| {}).expect("fits");
         assert!(
             Arc::ptr_eq(same.names(), packed.names()),

@@ -243,10 +243,12 @@ impl LocalCache {
             return;
         }
         shard.pending.remove(key);
-        if let Some(entry) = written
-            && last
-        {
-            shard.keep(key, entry, self.generation);
+        // An entry a load would refuse (a version or revision at its maximum) is not kept:
+        // the next load reads the server, and refuses it there, as every store does.
+        match written.map(crate::store::entry::writable) {
+            Some(Ok(entry)) if last => shard.keep(key, entry, self.generation),
+            Some(Err(_)) => shard.drop_entry(key),
+            _ => {}
         }
     }
 
