@@ -279,22 +279,8 @@ pub use id::SessionId;
 pub use layer::{BackendBox, IntoBackend, SessionLayer};
 pub use schema::Session;
 pub use session::{OwnedSession, SessionHandle, SessionRejection};
-#[cfg(feature = "memcached")]
-#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
-pub use store::MemcachedStore;
-#[cfg(feature = "mysql")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-pub use store::MySqlStore;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::PostgresStore;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::RedisStore;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::SqliteStore;
-pub use store::{CookieStore, Key, MemoryStore, SessionStore};
+pub use store::Key;
+pub use stores::*;
 pub use typed::{NewSlot, Typed};
 
 /// Every error of the crate, one enum per concern, and [`Result`](error::Result).
@@ -347,6 +333,26 @@ pub mod migrate {
 /// `#[derive(Session)]`: see the [crate docs](crate#the-derive) for its attributes.
 pub use sessions_derive::Session;
 
+/// The stores, each behind its feature: re-exported at the crate root and in the prelude.
+mod stores {
+    #[cfg(feature = "memcached")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+    pub use crate::store::MemcachedStore;
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    pub use crate::store::MySqlStore;
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub use crate::store::PostgresStore;
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub use crate::store::RedisStore;
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub use crate::store::SqliteStore;
+    pub use crate::store::{CookieStore, MemoryStore, SessionStore};
+}
+
 /// Everything a user needs: `use sessions::prelude::*;`.
 ///
 /// ```
@@ -358,23 +364,8 @@ pub use sessions_derive::Session;
 /// assert!(!prefs.dark());
 /// ```
 pub mod prelude {
-    #[cfg(feature = "memcached")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
-    pub use crate::MemcachedStore;
-    #[cfg(feature = "mysql")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-    pub use crate::MySqlStore;
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-    pub use crate::PostgresStore;
-    #[cfg(feature = "redis")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub use crate::RedisStore;
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-    pub use crate::SqliteStore;
     pub use crate::store::Upkeep;
-    pub use crate::{CookieStore, MemoryStore, SessionStore};
+    pub use crate::stores::*;
     pub use crate::{Session, SessionHandle, SessionLayer, Typed};
 }
 

@@ -114,6 +114,7 @@ impl std::fmt::Display for CsrfToken {
 
 /// The session handle the layer put into the request, or the rejection that says it is
 /// missing.
+#[cfg(any(feature = "axum", feature = "actix"))]
 fn layer_handle(handle: Option<&SessionHandle>) -> Result<&SessionHandle, SessionRejection> {
     handle.ok_or(SessionRejection::LayerMissing {
         type_name: std::any::type_name::<CsrfToken>(),

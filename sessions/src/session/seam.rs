@@ -181,6 +181,7 @@ impl SessionHandle {
     /// After the handler, for a response of `status` (`rejection`: the session rejection the
     /// response was made of, if it was): carries out what the request's session needs, once,
     /// and decides the response. A read-only request is decided without an `await`.
+    #[cfg(any(feature = "actix", feature = "testing"))]
     pub(crate) async fn finish(
         &self,
         status: StatusCode,
