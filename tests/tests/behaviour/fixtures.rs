@@ -15,6 +15,7 @@
 //! pub(crate) async fn redis_cached() -> Option<Fixture<RedisStore>> // SESSIONS_TEST_REDIS_URL
 //! pub(crate) async fn mysql() -> Option<Fixture<MySqlStore>>        // SESSIONS_TEST_MYSQL_URL
 //! pub(crate) async fn memcached() -> Option<Fixture<MemcachedStore>> // SESSIONS_TEST_MEMCACHED_URL
+//! pub(crate) async fn redis_cluster() -> Option<Fixture<RedisStore>> // redis-server, redis-cli
 //! ```
 
 use std::path::PathBuf;
@@ -279,4 +280,18 @@ pub(crate) async fn redis_cached() -> Option<Fixture<RedisStore>> {
         .await
         .expect("a local cache");
     Some(Fixture::with_cleanup(store, guard))
+}
+
+/// A `RedisStore` in cluster mode (`connect_cluster`) on the test binary's own three-node
+/// Redis Cluster (`shared_cluster`: started by the first test that asks, shared by the rest),
+/// under a key prefix of its own; the keys go with the cluster when the binary exits. `None`
+/// (with the skip line) without `redis-server` and `redis-cli`.
+pub(crate) async fn redis_cluster() -> Option<Fixture<RedisStore>> {
+    let urls = super::shared_cluster::urls()?;
+    let store = RedisStore::connect_cluster(urls)
+        .await
+        .expect("connect to the test binary's Redis Cluster")
+        .prefix(format!("{}:", unique_name("behaviour")));
+    assert!(store.is_cluster());
+    Some(Fixture::plain(store))
 }

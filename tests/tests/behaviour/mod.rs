@@ -27,6 +27,7 @@ pub(crate) mod recording_store;
 pub(crate) mod redis_common;
 #[path = "../replica_common/mod.rs"]
 pub(crate) mod replica_common;
+pub(crate) mod shared_cluster;
 pub(crate) mod support;
 
 pub(crate) mod bad_data;
@@ -35,6 +36,8 @@ pub(crate) mod burst;
 pub(crate) use bad_data as bad_cookies;
 pub(crate) mod concurrency;
 pub(crate) mod cookie_logout;
+/// The cookie-logout tests with the revocation list in each store (`store_tests!`).
+pub(crate) use cookie_logout as cookie_logout_stores;
 pub(crate) mod cookie_owners;
 pub(crate) mod cookie_store;
 pub(crate) mod csrf;
@@ -198,6 +201,14 @@ macro_rules! store_tests {
                 async fn redis_cached() {
                     $crate::behaviour::with_store(
                         $crate::behaviour::fixtures::redis_cached(),
+                        $crate::behaviour::$module::$test::<$app, _>,
+                    )
+                    .await;
+                }
+                #[tokio::test]
+                async fn redis_cluster() {
+                    $crate::behaviour::with_store(
+                        $crate::behaviour::fixtures::redis_cluster(),
                         $crate::behaviour::$module::$test::<$app, _>,
                     )
                     .await;
@@ -385,6 +396,12 @@ macro_rules! suite {
         $crate::behaviour::store_tests! { $app =>
             csrf_stores {
                 a_token_from_before_cycle_id_is_refused_after_it,
+            }
+            cookie_logout_stores {
+                a_replayed_cookie_opens_as_nothing_after_logout_with_the_list_here,
+                the_pre_login_cookie_is_dead_after_cycle_id_with_the_list_here,
+                the_cap_on_cookies_works_with_the_list_here,
+                a_revocation_is_stored_until_the_cookies_end_and_no_longer,
             }
             races_cycle {
                 save_after_the_cycle,
