@@ -161,7 +161,10 @@ impl<S: SessionStore> Encrypted<S> {
     /// older keys can be retired; how many it sealed. A session that a request saves meanwhile
     /// is sealed by that save and skipped here; one that does not open is left as it is (and
     /// logged). Needs a store that can be walked ([`SessionStore::scan`]: SQLite, PostgreSQL,
-    /// Redis, memory). [`rekey_all_with`](Self::rekey_all_with) resumes, paces and reports.
+    /// MySQL, Redis, memory); memcached cannot be (it fails with [`StoreError::Unsupported`]):
+    /// there each session is sealed with the first key by its next save, so keep the older keys
+    /// until every session sealed with them has been saved again or has ended. [`rekey_all_with`](Self::rekey_all_with) resumes, paces
+    /// and reports.
     ///
     /// ```
     /// use sessions::store::Encrypted;

@@ -4,16 +4,18 @@
 //! a revocation is kept until that cookie's own end and no longer; the cap on a user's
 //! sessions works on cookies; a setting a cookie layer cannot honour is an error when the layer
 //! is built; and when the revocation list cannot be read, a cookie is refused, never let
-//! through.
+//! through. The same on every store as the revocation list (the end of this file).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use sessions::Key;
 use sessions::clock::ManualClock;
 use sessions::prelude::*;
+use sessions::store::{Entry, SessionKey};
+use sessions::{Expiry, Key, SessionStore};
 
 use super::handlers::NO_CART;
+use super::model::Auth;
 use super::owners::{IDLE, assert_revoked, clock, owner_layer, sign_in};
 use super::support::{get_as, live_cookies, only_forgets, token};
 use super::{App, RecordingStore, browser, layer};
@@ -23,8 +25,8 @@ fn cookies() -> CookieStore {
 }
 
 /// A cookie layer on `clock` whose revocation list is `list`.
-fn revocable(list: &RecordingStore, clock: &ManualClock) -> SessionLayer {
-    owner_layer(cookies().revocations(list.clone()), clock)
+fn revocable(list: impl SessionStore, clock: &ManualClock) -> SessionLayer {
+    owner_layer(cookies().revocations(list), clock)
 }
 
 fn list(clock: &ManualClock) -> RecordingStore {
@@ -37,8 +39,11 @@ fn list(clock: &ManualClock) -> RecordingStore {
 /// starts afresh.
 pub(crate) async fn a_cookie_replayed_after_logout_opens_as_nothing<A: App>() {
     let clock = clock();
-    let list = list(&clock);
-    let layer = revocable(&list, &clock);
+    replayed_after_logout::<A>(list(&clock), &clock).await;
+}
+
+async fn replayed_after_logout<A: App>(list: impl SessionStore, clock: &ManualClock) {
+    let layer = revocable(list, clock);
     let user = browser::<A>(&layer).await;
     let thief = browser::<A>(&layer).await;
     let signed_in = sign_in(&user, 9).await;
@@ -80,8 +85,11 @@ pub(crate) async fn a_cookie_replayed_after_logout_opens_as_nothing<A: App>() {
 /// login, while the signed-in cookie carries the cart on.
 pub(crate) async fn the_cookie_before_a_login_is_dead_after_it<A: App>() {
     let clock = clock();
-    let list = list(&clock);
-    let layer = revocable(&list, &clock);
+    dead_after_login::<A>(list(&clock), &clock).await;
+}
+
+async fn dead_after_login<A: App>(list: impl SessionStore, clock: &ManualClock) {
+    let layer = revocable(list, clock);
     let visitor = browser::<A>(&layer).await;
     let attacker = browser::<A>(&layer).await;
     let before = token(&visitor.post("/cart/apple").await);
@@ -101,7 +109,7 @@ pub(crate) async fn the_cookie_before_a_login_is_dead_after_it<A: App>() {
 pub(crate) async fn cookie_revocations_expire_with_the_cookie<A: App>() {
     let clock = clock();
     let list = list(&clock);
-    let layer = revocable(&list, &clock);
+    let layer = revocable(list.clone(), &clock);
     let user = browser::<A>(&layer).await;
     let mut most = 0;
     for _ in 0..24 {
@@ -125,8 +133,11 @@ pub(crate) async fn cookie_revocations_expire_with_the_cookie<A: App>() {
 /// its place (a fourth login after it ends nobody else).
 pub(crate) async fn the_cap_ends_the_oldest_cookie_of_a_user<A: App>() {
     let clock = clock();
-    let list = list(&clock);
-    let layer = revocable(&list, &clock).max_sessions_per_owner(2);
+    cap_on_cookies::<A>(list(&clock), &clock).await;
+}
+
+async fn cap_on_cookies<A: App>(list: impl SessionStore, clock: &ManualClock) {
+    let layer = revocable(list, clock).max_sessions_per_owner(2);
     let (laptop, phone, tablet) = (
         browser::<A>(&layer).await,
         browser::<A>(&layer).await,
@@ -195,7 +206,7 @@ fn panic_text(payload: Option<Box<dyn std::any::Any + Send>>) -> String {
 pub(crate) async fn a_cookie_is_refused_while_the_revocation_list_is_down<A: App>() {
     let clock = clock();
     let list = list(&clock);
-    let layer = revocable(&list, &clock);
+    let layer = revocable(list.clone(), &clock);
     let user = browser::<A>(&layer).await;
     sign_in(&user, 9).await;
     let cookie = user.session(&layer).expect("a cookie");
@@ -218,4 +229,120 @@ pub(crate) async fn a_cookie_is_refused_while_the_revocation_list_is_down<A: App
     list.fail_writes(false);
     assert_eq!(user.session(&layer), Some(cookie));
     assert_eq!(user.get("/auth/who").await.text(), "user=9");
+}
+
+// ---- the revocation list on every store ---------------------------------------------------------
+//
+// The tests above keep the list in a `MemoryStore`; these keep it in the store of the fixture
+// (SQLite, PostgreSQL, Redis, MySQL, memcached, memory) against its real server
+// (`cookie_logout_stores::<test>::<store>`).
+
+/// [`a_cookie_replayed_after_logout_opens_as_nothing`] with the revocation list in `store`.
+pub(crate) async fn a_replayed_cookie_opens_as_nothing_after_logout_with_the_list_here<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    replayed_after_logout::<A>(store, &clock()).await;
+}
+
+/// [`the_cookie_before_a_login_is_dead_after_it`] with the revocation list in `store`.
+pub(crate) async fn the_pre_login_cookie_is_dead_after_cycle_id_with_the_list_here<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    dead_after_login::<A>(store, &clock()).await;
+}
+
+/// [`the_cap_ends_the_oldest_cookie_of_a_user`] with the revocation list in `store`.
+pub(crate) async fn the_cap_on_cookies_works_with_the_list_here<A: App, S: SessionStore + Clone>(
+    store: S,
+) {
+    cap_on_cookies::<A>(store, &clock()).await;
+}
+
+/// A revocation lives in the store until the revoked cookie's own sealed end, and no longer,
+/// on the store's own clock (the server's expiry, or the sweep): cookies of a few seconds'
+/// idle life; the login revokes the anonymous cookie, the logout the signed-in one. Each
+/// revocation is written with the end of the cookie it revokes (within the time the requests
+/// took), holds while that cookie could still open (a replay is nobody's), and once the cookie's
+/// end has passed the store has no such entry left (loaded as nothing; swept by the SQL stores
+/// and the memory store, expired by Redis and memcached themselves).
+pub(crate) async fn a_revocation_is_stored_until_the_cookies_end_and_no_longer<
+    A: App,
+    S: SessionStore + Clone,
+>(
+    store: S,
+) {
+    const LIFE: Duration = Duration::from_secs(3);
+    let list = RecordingStore::new(store);
+    let layer = layer(cookies().revocations(list.clone()))
+        .register::<Auth>()
+        .expiry(Expiry::idle(LIFE));
+    let user = browser::<A>(&layer).await;
+    let attacker = browser::<A>(&layer).await;
+    // Cookies keep their times to the millisecond.
+    let first = SystemTime::now() - Duration::from_millis(1);
+    let anonymous = token(&user.post("/cart/apple").await);
+    let signed_in = sign_in(&user, 9).await;
+    let bye = user.post("/logout").await;
+    assert_eq!(bye.status(), 200, "{}", bye.text());
+    let last = SystemTime::now();
+
+    let revocations: Vec<(SessionKey, SystemTime)> = list
+        .writes()
+        .into_iter()
+        .filter_map(|write| match write.after {
+            Some(Entry::Live { session, .. }) => Some((write.key, session.deadline.expires_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        revocations.len(),
+        2,
+        "one revocation per cookie ended: {revocations:?}"
+    );
+    for (key, until) in &revocations {
+        assert!(
+            *until >= first + LIFE && *until <= last + LIFE,
+            "a revocation kept until {until:?}, not the cookie's end (between {:?} and {:?})",
+            first + LIFE,
+            last + LIFE
+        );
+        assert!(
+            list.inner().load(key).await.expect("a load").is_some(),
+            "a revocation is not in the store"
+        );
+    }
+    for (copy, what) in [
+        (&anonymous, "the anonymous cookie"),
+        (&signed_in, "the signed-in cookie"),
+    ] {
+        let replay = get_as(&attacker, &layer, Some(copy), "/auth/who").await;
+        assert_eq!(replay.text(), "nobody", "{what} opens after it was revoked");
+    }
+
+    // Past the end of the last cookie (memcached counts whole seconds: a second more).
+    let end = last + LIFE + Duration::from_millis(1200);
+    tokio::time::sleep(end.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    let swept = list.inner().delete_expired().await.unwrap_or(0);
+    for (key, _) in &revocations {
+        assert!(
+            list.inner().load(key).await.expect("a load").is_none(),
+            "a revocation outlived its cookie"
+        );
+    }
+    if matches!(
+        list.inner().name(),
+        "sqlite" | "postgres" | "mysql" | "memory"
+    ) {
+        assert_eq!(
+            swept,
+            revocations.len() as u64,
+            "the sweep left revocations in the store"
+        );
+    }
 }

@@ -228,6 +228,10 @@ impl CookieStore {
     /// the list cannot be read, a request that needs its session is refused (503): a cookie is
     /// never let through unchecked.
     ///
+    /// Keep the list in a store that keeps what it is given until its end (SQLite, PostgreSQL,
+    /// MySQL, Redis without an evicting `maxmemory-policy`): memcached evicts items under memory
+    /// pressure, and an evicted revocation lets its cookie open again until the cookie's end.
+    ///
     /// ```
     /// use sessions::{CookieStore, Key, MemoryStore};
     /// let store = CookieStore::new([Key::generate(1).unwrap()]).unwrap().revocations(MemoryStore::new());
