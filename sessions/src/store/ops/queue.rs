@@ -30,6 +30,15 @@
 //! 5. It tells every member what came of it (*finish*), and hands the lead to the first save
 //!    that queued meanwhile, with the entry just written (so the next batch needs no load).
 //!
+//! A queue belongs to one store value (its address): clones of a store (two layers over
+//! `store.clone()`, or the conformance suite's writers, each with a clone) have queues of their
+//! own, and their saves of one key would race each other's compare-and-swaps — O(n²) again
+//! across n clones. So a leader also takes the key's *turn*, one per key in the process
+//! whatever the store, before it starts its batch: the leaders of one key take turns, and a
+//! leader reloads at most once in its turn (when another clone wrote since its request loaded).
+//! A turn only orders writes that could race; it combines nothing, so two stores holding one
+//! key (a test, a copy) are only taken in turn, never mixed.
+//!
 //! A save whose request is dropped while it waits leaves the queue (a guard), and a leader
 //! dropped mid-batch gives its batch back to the queue and the lead to the next save. A leader
 //! waits for each member's turn: a save future that has started must be polled on, or dropped
@@ -112,6 +121,59 @@ static QUEUES: LazyLock<Vec<Mutex<HashMap<QueueKey, Queue>>>> =
     LazyLock::new(|| (0..SHARDS).map(|_| Mutex::default()).collect());
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The turns of the keys whose leaders are writing or waiting to (and how many of them), spread
+/// over [`SHARDS`] locks.
+type Turns = HashMap<SessionKey, (Arc<tokio::sync::Mutex<()>>, usize)>;
+
+static TURNS: LazyLock<Vec<Mutex<Turns>>> =
+    LazyLock::new(|| (0..SHARDS).map(|_| Mutex::default()).collect());
+
+fn turns_of(key: &SessionKey) -> MutexGuard<'static, Turns> {
+    let index = usize::from(key.as_bytes().first().copied().unwrap_or(0)) % SHARDS;
+    lock(&TURNS[index])
+}
+
+/// A leader's turn at a key (or its place in the line for it): while it holds the turn, no
+/// other leader in this process (of any queue, any clone of the store) writes the key through
+/// a queue. Dropped, waiting or not, it leaves the line; the last one out removes the key.
+struct Turn {
+    key: SessionKey,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turn {
+    /// Waits for the turn at `key` (first come, first served).
+    async fn take(key: &SessionKey) -> Self {
+        let turn = {
+            let mut turns = turns_of(key);
+            let (turn, users) = turns
+                .entry(key.clone())
+                .or_insert_with(|| (Arc::default(), 0));
+            *users += 1;
+            turn.clone()
+        };
+        let mut taken = Self {
+            key: key.clone(),
+            guard: None,
+        };
+        taken.guard = Some(turn.lock_owned().await);
+        taken
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.guard = None;
+        let mut turns = turns_of(&self.key);
+        if let Some((_, users)) = turns.get_mut(&self.key) {
+            *users -= 1;
+            if *users == 0 {
+                turns.remove(&self.key);
+            }
+        }
+    }
+}
 
 fn shard(key: &QueueKey) -> MutexGuard<'static, HashMap<QueueKey, Queue>> {
     let bytes = key.1.as_bytes();
@@ -322,19 +384,22 @@ async fn lead<S: SessionStore + ?Sized>(
     start: Option<Entry>,
     edit: &mut Edit<'_>,
 ) -> Result<Landed, StoreError> {
-    let members = {
+    // From here the batch's guard hands the lead on if this save is dropped.
+    let mut batch = Batch {
+        key: key.clone(),
+        members: Vec::new(),
+        done: false,
+    };
+    let at = &key.1;
+    let _turn = Turn::take(at).await;
+    // Everyone who queued meanwhile, too.
+    batch.members = {
         let mut queues = shard(key);
         queues
             .get_mut(key)
             .map(|queue| queue.waiting.drain(..).collect())
             .unwrap_or_default()
     };
-    let mut batch = Batch {
-        key: key.clone(),
-        members,
-        done: false,
-    };
-    let at = &key.1;
     let mut current = start;
     let mut attempts = Attempts::new();
     loop {
@@ -640,6 +705,41 @@ mod tests {
                 assert_eq!(slots(&store, &key).await, names(0..40));
                 // One write for the first save, one for the 39 that queued behind it.
                 assert_eq!(store.updates.load(Ordering::SeqCst), 2);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn the_saves_of_two_clones_of_a_store_take_turns() {
+        LocalSet::new()
+            .run_until(async {
+                // Two clones of one store (its data shared): two queues of one key.
+                let one = Gated::holding(&[1]);
+                let other = Arc::new(Gated::clone(&one));
+                let key = stored(&one).await;
+                let first = save_slot(&one, &key, "s00");
+                one.reached().await;
+                let rest: Vec<_> = names(1..20)
+                    .iter()
+                    .map(|name| save_slot(&other, &key, name))
+                    .collect();
+                settle().await;
+                // The other clone's saves wait for the held write's turn: none wrote meanwhile.
+                assert_eq!(one.updates.load(Ordering::SeqCst), 1);
+                one.release.notify_one();
+                assert!(first.await.expect("runs").is_ok());
+                for save in rest {
+                    assert!(matches!(save.await.expect("runs"), Ok(Saved::Saved { .. })));
+                }
+                assert_eq!(slots(&one, &key).await, names(0..20));
+                // The held write did not lose to the other clone's (it would write again), and
+                // the other clone's 19 saves went in one write (after one lost compare-and-swap
+                // at most: they started from no entry, so they load).
+                assert_eq!(one.updates.load(Ordering::SeqCst), 2);
+                assert!(
+                    !turns_of(&key).contains_key(&key),
+                    "the key's turn is left behind"
+                );
             })
             .await;
     }
