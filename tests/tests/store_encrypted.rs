@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::Method;
 use sessions::clock::SystemClock;
 use sessions::prelude::*;
-use sessions::store::{Deadline, Encrypted, Entry, Record, SessionKey, Slot, Stored, conformance};
+use sessions::store::{
+    Deadline, Encrypted, Entry, Owner, Record, SessionKey, Slot, Stored, conformance,
+};
 use sessions::{Format, Key, SessionId};
 
 use sessions::error::StoreError;
@@ -739,4 +741,109 @@ async fn memcached_key_rotation_loses_no_session_and_rekey_all_says_it_cannot_wa
         };
         assert_eq!(session.record, self::session().record);
     }
+}
+
+// ---- owners, hashed --------------------------------------------------------------------------
+
+/// Whose sessions they are: in clear by default (the owner index needs it), a keyed hash with
+/// `hash_owners`.
+const OWNER: &str = "ada.lovelace@example.org";
+
+/// Stores three sessions of [`OWNER`] through `store` (wrapping `inner`), checks the owner
+/// index still lists exactly them, and returns the wrapped store's raw dump.
+async fn owned_sessions<S, F, Fut>(store: Encrypted<S>, dump: F) -> Vec<u8>
+where
+    S: SessionStore + Clone,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Vec<u8>>,
+{
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let key = fresh_key();
+        let mut owned = session();
+        owned.owner = Some(std::sync::Arc::new(Owner::new(OWNER, ms_now())));
+        let entry = Entry::Live {
+            version: 1,
+            session: owned,
+        };
+        assert!(store.swap(&key, None, Some(entry)).await.unwrap());
+        keys.push(key);
+    }
+    let mut listed: Vec<String> = store
+        .owned_by(OWNER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key.as_str().to_owned())
+        .collect();
+    let mut expected: Vec<String> = keys.iter().map(|key| key.as_str().to_owned()).collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "the owner index lost track");
+    dump().await
+}
+
+/// With `hash_owners` the owner's name is in no column of the table (the control without it
+/// shows it there), and listing the owner's sessions works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hashed_owners_are_not_in_the_table_and_still_list() {
+    let Some(plain) = postgres_common::TestTable::migrated().await else {
+        return;
+    };
+    let dump = owned_sessions(encrypted(plain.store.clone(), &[1]), || {
+        postgres_dump(&plain)
+    })
+    .await;
+    assert!(contains(&dump, OWNER), "the control shows no owner");
+    drop(plain);
+
+    let Some(hashed) = postgres_common::TestTable::migrated().await else {
+        return;
+    };
+    let store = encrypted(hashed.store.clone(), &[1]).hash_owners(key(9));
+    let dump = owned_sessions(store, || postgres_dump(&hashed)).await;
+    assert!(!contains(&dump, OWNER), "the owner's name is stored");
+    assert!(
+        !contains(&dump, "lovelace"),
+        "a part of the owner's name is stored"
+    );
+    assert_eq!(leaks(&dump), Vec::<&str>::new());
+}
+
+/// The same on MySQL (its owner column is binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_hashed_owners_are_not_in_the_table_and_still_list() {
+    let Some(plain) = MySqlTable::new().await else {
+        return;
+    };
+    let dump = owned_sessions(encrypted(plain.store.clone(), &[1]), || plain.dump()).await;
+    assert!(contains(&dump, OWNER), "the control shows no owner");
+    plain.drop_table().await;
+
+    let Some(hashed) = MySqlTable::new().await else {
+        return;
+    };
+    let store = encrypted(hashed.store.clone(), &[1]).hash_owners(key(9));
+    let dump = owned_sessions(store, || hashed.dump()).await;
+    assert!(!contains(&dump, OWNER), "the owner's name is stored");
+    assert_eq!(leaks(&dump), Vec::<&str>::new());
+    hashed.drop_table().await;
+}
+
+/// The same on Redis (the owner index is a set per owner, named after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_hashed_owners_are_not_in_the_keys_and_still_list() {
+    let Some(url) = redis_common::redis_url() else {
+        return;
+    };
+    let plain = redis_common::PrefixGuard::new(&url, "encrypted-owner-plain");
+    let store = encrypted(redis_common::store(&url, &plain).await, &[1]);
+    let dump = owned_sessions(store, || redis_dump(&url, &plain.prefix)).await;
+    assert!(contains(&dump, OWNER), "the control shows no owner");
+
+    let hashed = redis_common::PrefixGuard::new(&url, "encrypted-owner-hashed");
+    let store = encrypted(redis_common::store(&url, &hashed).await, &[1]).hash_owners(key(9));
+    let dump = owned_sessions(store, || redis_dump(&url, &hashed.prefix)).await;
+    assert!(!contains(&dump, OWNER), "the owner's name is stored");
+    assert_eq!(leaks(&dump), Vec::<&str>::new());
 }
