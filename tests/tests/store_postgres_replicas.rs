@@ -9,7 +9,13 @@
 //! jar); "another instance of the app" is another store and layer on the same servers, whose
 //! process remembers none of the first one's writes.
 
-mod replica_common;
+// The behaviour suite (its randomized history is run here on two instances of the app), and
+// through it `replica_common`.
+#[allow(dead_code, unused_imports, unused_macros)]
+mod behaviour;
+#[path = "postgres_common/proxy.rs"]
+#[allow(dead_code)] // its statement counts are not used here
+mod proxy;
 
 use std::time::Duration;
 
@@ -24,7 +30,7 @@ use sessions::testing::{TestClient, TowerTransport};
 use sessions::{PostgresStore, SessionId};
 use tokio::sync::Mutex;
 
-use replica_common::{Servers, named, urls};
+use behaviour::replica_common::{Servers, named, urls};
 
 /// The tests of this binary take turns: a paused replay holds for every reader of the replica.
 static TURN: Mutex<()> = Mutex::const_new(());
@@ -220,6 +226,12 @@ impl Setup {
     /// An instance of the app whose store reads from the replica, its connections named `name`
     /// on the servers, once the replica is in use (its lag measured).
     async fn instance(&self, name: &str, optimistic: bool) -> Instance {
+        Instance::new(self.store(name).await, optimistic)
+    }
+
+    /// A store reading from the replica, its connections named `name` on the servers, once the
+    /// replica is in use (its lag measured).
+    async fn store(&self, name: &str) -> PostgresStore {
         let store = PostgresStore::connect(&named(&self.primary_url, name))
             .await
             .expect("connect to the primary")
@@ -235,7 +247,7 @@ impl Setup {
                 async move { ready.replicas_in_use() == 1 }
             })
             .await;
-        Instance::new(store, optimistic)
+        store
     }
 
     /// Scans of the test's table each server ran (index and sequential), once the connections
@@ -576,6 +588,65 @@ async fn a_logout_is_not_undone_through_an_older_replica_copy() {
     assert_eq!(setup.version_on(false, &key).await, None);
 }
 
+// ---- the history checker ------------------------------------------------------------------
+
+/// The behaviour suite's randomized history (4 browsers × 4 tabs × 150 requests: writes, reads,
+/// logins, sign-ins, logouts, listings, the three revocations) on two instances of the app that
+/// are two processes as far as the store can tell (a `PostgresStore` each: neither knows what
+/// the other wrote), both reading from the replica; the browsers keep the read mark as they
+/// keep the session cookie. Replay is paused for a stretch in the middle of the run, so that
+/// the replica's copies are behind the primary's for seconds. Every promise of the checker
+/// holds but one, which replicas weaken by design (README, *Read replicas*): a revocation made
+/// through the other instance (or `revoke_owner` from outside a request) reaches the revoked
+/// browser's *reads* only once the replica has it, at most the lag bound later (its writes are
+/// refused at once: every write is a compare-and-swap on the primary). Those cases are printed.
+#[tokio::test]
+async fn the_randomized_history_on_two_instances_reading_the_replica_keeps_its_promises() {
+    let Some(setup) = Setup::new().await else {
+        return;
+    };
+    let stores = [
+        setup.store("h9_history_a").await,
+        setup.store("h9_history_b").await,
+    ];
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut counts = Counts::new(&recorder);
+    let servers = setup.servers.clone();
+    let pauser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let paused = servers.pause().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        paused.resume(&servers).await;
+    });
+    let allowed = behaviour::run_local(behaviour::history::randomized_history_on_instances::<
+        behaviour::axum_app::Axum,
+        _,
+    >(stores.clone(), &[behaviour::history_check::REVOKED]))
+    .await;
+    pauser.await.expect("the pause task");
+    println!("{} revocations reached a read late", allowed.len());
+    let counts = counts.since_last();
+    println!("request loads by where they were answered: {counts:?}");
+    let count = |result: &str| {
+        counts
+            .iter()
+            .find(|(kept, _)| kept == result)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert!(
+        count("replica") > 100,
+        "the replica answered loads: {counts:?}"
+    );
+    assert!(
+        count("behind") > 0,
+        "copies older than the browser's mark were met (and not served): {counts:?}"
+    );
+    for store in &stores {
+        store.close().await;
+    }
+}
+
 // ---- replica failures -------------------------------------------------------------------------
 
 /// The `sessions_replica_total` counters, read from a recorder installed for the test's thread
@@ -683,6 +754,142 @@ async fn a_replica_lagging_past_the_bound_is_skipped_and_comes_back() {
         })
         .await;
     assert_eq!(ok(browser.get("/cart").await).await, "a");
+    assert_eq!(counts.since_last(), [("replica".to_owned(), 1)]);
+    store.close().await;
+}
+
+/// The `warn` lines (and worse) of the test's thread, as text.
+#[derive(Clone, Default)]
+struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Warnings {
+    /// Captures what the current thread logs at `warn` and above until the guard is dropped
+    /// (a current-thread runtime: the store's lag task runs on the test's thread).
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A replica that goes away (a proxy in front of it drops every connection and refuses new
+/// ones): every request still answers (its load from the primary), a `warn` says the replica
+/// cannot be reached, and the counters say no load was answered by it; once it is back, it
+/// answers loads again by itself.
+#[tokio::test]
+async fn a_replica_that_goes_down_is_skipped_with_a_warning_and_comes_back() {
+    let Some(setup) = Setup::new().await else {
+        return;
+    };
+    let (proxy, options) = proxy::Proxy::in_front_of(&setup.replica_url).await;
+    let replica = PostgresStore::pool_options()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy_with(options);
+    let store = PostgresStore::connect(&setup.primary_url)
+        .await
+        .expect("connect")
+        .table_name(&setup.table)
+        .read_replica_pools([replica])
+        .max_replica_lag(Duration::from_secs(3600));
+    let instance = Instance::new(store.clone(), false);
+    let warnings = Warnings::default();
+    let _logs = warnings.capture();
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut counts = Counts::new(&recorder);
+    let ready = store.clone();
+    setup
+        .servers
+        .wait_for("the replica to be in use", || {
+            let ready = ready.clone();
+            async move { ready.replicas_in_use() == 1 }
+        })
+        .await;
+    let writer = instance.browser();
+    assert_eq!(ok(writer.post("/cart/a").await).await, "a");
+    setup.servers.caught_up().await;
+    // A browser of the session that wrote nothing through this process: the replica answers.
+    let reader = instance.browser();
+    reader.set_cookie(SESSION, &writer.cookie(SESSION).expect("a session cookie"));
+    let mut answered = false;
+    for _ in 0..500 {
+        assert_eq!(ok(reader.get("/cart").await).await, "a");
+        if counts
+            .since_last()
+            .iter()
+            .any(|(result, _)| result == "replica")
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(answered, "the replica answers a load before it goes down");
+    let _ = counts.since_last();
+    assert!(
+        !warnings.text().contains("cannot be reached"),
+        "{}",
+        warnings.text()
+    );
+
+    proxy.down();
+    for _ in 0..5 {
+        assert_eq!(ok(reader.get("/cart").await).await, "a");
+    }
+    setup
+        .servers
+        .wait_for("the replica to be skipped", || {
+            let store = store.clone();
+            async move { store.replicas_in_use() == 0 }
+        })
+        .await;
+    assert_eq!(ok(reader.get("/cart").await).await, "a");
+    let down = counts.since_last();
+    assert!(
+        down.iter()
+            .all(|(result, _)| result == "failed" || result == "skipped"),
+        "no load answered by the replica while it is down: {down:?}"
+    );
+    assert!(
+        down.iter().any(|(result, _)| result == "skipped"),
+        "{down:?}"
+    );
+    assert!(
+        warnings
+            .text()
+            .contains("reads go to the primary until it answers again"),
+        "a warn line: {}",
+        warnings.text()
+    );
+
+    proxy.up().await;
+    setup
+        .servers
+        .wait_for("the replica to be used again", || {
+            let store = store.clone();
+            async move { store.replicas_in_use() == 1 }
+        })
+        .await;
+    let _ = counts.since_last();
+    assert_eq!(ok(reader.get("/cart").await).await, "a");
     assert_eq!(counts.since_last(), [("replica".to_owned(), 1)]);
     store.close().await;
 }

@@ -332,6 +332,25 @@ impl<S: SessionStore + Clone> SessionStore for RecordingStore<S> {
         loaded
     }
 
+    /// A request's read, counted as a load: the inner store's (a replica's copy, on a
+    /// `PostgresStore` with read replicas).
+    async fn load_for_read(
+        &self,
+        key: &SessionKey,
+        mark: sessions::store::ReadMark,
+    ) -> Result<Option<Entry>, StoreError> {
+        self.before_call().await;
+        self.shared.load.fetch_add(1, Ordering::SeqCst);
+        self.down(&self.shared.fail_loads)?;
+        let loaded = self.inner.load_for_read(key, mark).await;
+        self.after_call().await;
+        loaded
+    }
+
+    fn read_mark_ttl(&self) -> Option<std::time::Duration> {
+        self.inner.read_mark_ttl()
+    }
+
     async fn swap(
         &self,
         key: &SessionKey,
