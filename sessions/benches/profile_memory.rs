@@ -304,7 +304,7 @@ fn main() {
             with / without
         );
     }
-    for (w, target) in [("W1", "0.100"), ("W2", "0.067")] {
+    for (w, target) in [("W1", "0.15"), ("W2", "0.12")] {
         let ours = get(&format!("sessions {codec} {w}"));
         let theirs = get(&format!("tower-sessions 0.15 {w}"));
         println!(
