@@ -126,8 +126,9 @@
 //! * `MemcachedStore` (feature `memcached`): memcached 1.6 or later; each session an item that
 //!   expires with it (a full cache may evict one, which then reads as logged out).
 //!
-//! Every server-side store writes only the changed fields, atomically, never re-creates a
-//! destroyed session and never overwrites one on create; see [`store`] and the conformance
+//! Every server-side store merges a save's changed fields into what is stored and writes the
+//! entry atomically (a compare-and-swap), never re-creates a destroyed session and never
+//! overwrites one on create; see [`store`] and the conformance
 //! suite (feature `conformance`) that each of them passes.
 //!
 //! ```no_run

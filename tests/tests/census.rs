@@ -10,6 +10,9 @@ mod fixtures;
 mod redis_common;
 #[path = "replica_common/mod.rs"]
 mod replica_common;
+#[path = "behaviour/shared_cluster.rs"]
+#[allow(dead_code, reason = "the fixtures' cluster arm")]
+mod shared_cluster;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -17,6 +17,9 @@ mod metrics_support;
 mod redis_common;
 #[path = "replica_common/mod.rs"]
 mod replica_common;
+#[path = "behaviour/shared_cluster.rs"]
+#[allow(dead_code, reason = "the fixtures' cluster arm")]
+mod shared_cluster;
 
 use std::time::{Duration, SystemTime};
 

@@ -204,3 +204,36 @@ async fn an_unreachable_server_is_a_backend_error() {
         other => panic!("expected a backend error, got {other:?}"),
     }
 }
+
+/// A cap on the sessions of a user needs their listing, which memcached cannot give: the layer
+/// refuses it when it is built, with the fix in the message, never on a login. Through
+/// `Encrypted` too (the wrapper says what the store under it can do).
+#[tokio::test]
+async fn a_cap_per_owner_is_refused_when_the_layer_is_built() {
+    let Some(url) = url() else { return };
+    let plain = store(&url).await;
+    let encrypted = sessions::store::Encrypted::new(
+        store(&url).await,
+        [sessions::Key::generate(1).expect("a key")],
+    )
+    .expect("one key");
+    assert!(!plain.lists_owners() && !encrypted.lists_owners());
+    let refusals = [
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(sessions::SessionLayer::new(plain).max_sessions_per_owner(3))
+        })),
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(sessions::SessionLayer::new(encrypted).max_sessions_per_owner(3))
+        })),
+    ];
+    for refusal in refusals {
+        let message = refusal.expect_err("the layer refuses the cap");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(
+            message.contains("max_sessions_per_owner(3)") && message.contains("memcached"),
+            "{message}"
+        );
+    }
+}

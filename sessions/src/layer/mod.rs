@@ -360,8 +360,10 @@ impl SessionLayer {
     /// cookies beyond `n` stop opening.
     ///
     /// # Panics
-    /// On a layer over a [`CookieStore`] without a revocation list, which cannot end a cookie:
-    /// the message says what to add.
+    /// On a layer over a [`CookieStore`] without a revocation list, which cannot end a cookie,
+    /// or over a store that cannot list the sessions of a user
+    /// ([`SessionStore::lists_owners`](crate::SessionStore::lists_owners): `MemcachedStore`):
+    /// the message says what to do.
     ///
     /// ```should_panic
     /// use sessions::{CookieStore, Key, SessionLayer};
@@ -377,6 +379,16 @@ impl SessionLayer {
                  revocation list (it cannot end a cookie): give the store one with \
                  `CookieStore::revocations(store)` (any server-side store), or use a \
                  server-side store"
+            );
+        }
+        if let crate::session::Backend::Store(store) = &self.config.backend
+            && !store.lists_owners()
+        {
+            panic!(
+                "max_sessions_per_owner({n}) cannot be honoured by {} (it cannot list the \
+                 sessions of a user: no owner index): use a store that keeps one (SQLite, \
+                 PostgreSQL, MySQL, Redis, memory), or leave the cap off",
+                store.name()
             );
         }
         self.config_mut().max_sessions_per_owner = Some(n.max(1));

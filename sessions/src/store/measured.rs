@@ -336,6 +336,10 @@ impl<S: SessionStore> SessionStore for Measured<S> {
         self.inner.name()
     }
 
+    fn lists_owners(&self) -> bool {
+        self.inner.lists_owners()
+    }
+
     async fn count_live(&self) -> Result<u64, StoreError> {
         self.inner.count_live().await
     }

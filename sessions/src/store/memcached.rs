@@ -425,6 +425,11 @@ impl SessionStore for MemcachedStore {
         "memcached"
     }
 
+    /// No owner index survives eviction: the sessions of a user cannot be listed.
+    fn lists_owners(&self) -> bool {
+        false
+    }
+
     async fn load(&self, key: &SessionKey) -> Result<Option<Entry>, StoreError> {
         let Some((data, cas)) = self.get(&self.item_key(key)).await? else {
             return Ok(None);

@@ -222,6 +222,20 @@ pub trait SessionStore: Send + Sync + 'static {
         Err(StoreError::Unsupported("list the sessions of an owner"))
     }
 
+    /// Whether [`owned_by`](Self::owned_by) works here: `true` unless the store says it keeps
+    /// no owner index. A layer on a store that says `false` refuses
+    /// [`max_sessions_per_owner`](crate::SessionLayer::max_sessions_per_owner) when it is
+    /// built (a cap it could not keep), instead of failing the first login. A store of your
+    /// own that leaves `owned_by` at its default should say `false` here.
+    ///
+    /// ```
+    /// use sessions::{MemoryStore, SessionStore};
+    /// assert!(MemoryStore::new().lists_owners());
+    /// ```
+    fn lists_owners(&self) -> bool {
+        true
+    }
+
     /// What [`owned_by`](Self::owned_by) lists, and beside it the entries filed under `owner`
     /// that the store cannot decode (each with its error, which says the entry's version when
     /// the store knows it: [`RecordError::stored_version`](crate::error::RecordError::stored_version)),
@@ -379,6 +393,9 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn lists_owners(&self) -> bool {
+        (**self).lists_owners()
     }
     async fn count_live(&self) -> Result<u64, StoreError> {
         (**self).count_live().await
