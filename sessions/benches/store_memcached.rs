@@ -7,14 +7,13 @@
 //! `SESSIONS_TEST_MEMCACHED_URL`, else `memcache://127.0.0.1:11211`; and
 //! `SESSIONS_BENCH_REDIS_URL`, else `SESSIONS_TEST_REDIS_URL`, else `redis://127.0.0.1:6379`;
 //! skipped with a line when either cannot be reached. `BENCH_MEMCACHED_CONNECTIONS` sets
-//! `MemcachedStore::max_connections` (default: the store's, 2).
+//! `MemcachedStore::max_connections` (default: the store's, 16).
 //!
 //! Then the CPU per request of this process and of each server (memcached's `stats` rusage,
 //! Redis's `INFO cpu`), exact only on servers nobody else uses meanwhile.
 //!
-//! Each store is used as its docs show: `MemcachedStore::connect` (2 connections,
-//! each pipelined: the commands queued meanwhile go out in one write; CAS through the meta
-//! protocol) and `RedisStore::connect` (one multiplexed
+//! Each store is used as its docs show: `MemcachedStore::connect` (a pool of up to 16
+//! connections, CAS through the meta protocol) and `RedisStore::connect` (one multiplexed
 //! connection, a Lua script per save). The incumbent of each format is the `RedisStore` of
 //! that format: two tables of ratios. There is no tower-sessions memcached store to compare
 //! with (its store catalog has none). Keys go under a prefix of this run; the Redis keys are

@@ -4,11 +4,12 @@ mod pool;
 mod tokens;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_memcached::{Error as McError, MetaProtocol, Status};
 use bytes::Bytes;
 
-use self::pool::{Pool, Reply};
+use self::pool::Pool;
 use self::tokens::Tokens;
 use crate::expiry::{Clock, SystemClock};
 use crate::id::SessionKey;
@@ -17,9 +18,12 @@ use crate::store::{Entry, SessionStore, StoreError, blob};
 /// The prefix of every key unless [`MemcachedStore::prefix`] sets another.
 const DEFAULT_PREFIX: &str = "sessions:";
 
-/// How many connections a store opens unless
+/// How many connections a store opens at most unless
 /// [`max_connections`](MemcachedStore::max_connections) says otherwise.
-const DEFAULT_CONNECTIONS: usize = 2;
+const DEFAULT_CONNECTIONS: usize = 64;
+
+/// How long a command may take before the call fails (and its connection is closed).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The longest relative expiry memcached takes; a later one is sent as a Unix time.
 const MAX_RELATIVE: u64 = 30 * 24 * 3600;
@@ -101,10 +105,9 @@ enum Outcome {
 impl MemcachedStore {
     /// Connects to the memcached at `url` (`memcache://host:port`, `tcp://host:port`, or
     /// `unix:///path/to/socket`), checking that it answers. Connections open as calls need
-    /// them, 2 by default ([`max_connections`](Self::max_connections)); calls take them in
-    /// turn and pipeline on them (the commands queued meanwhile go out in one write). One
-    /// that breaks or stops answering is replaced by the next call. A call fails with
-    /// [`StoreError::Backend`] when connecting takes over 1 s or a command over 2 s.
+    /// them, up to 16 ([`max_connections`](Self::max_connections)); one that breaks is
+    /// replaced by the next call. A call fails with [`StoreError::Backend`] when connecting
+    /// takes over 1 s or a command over 2 s.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessions::error::StoreError> {
@@ -118,15 +121,18 @@ impl MemcachedStore {
             clock: Arc::new(SystemClock),
             tokens: Arc::new(Tokens::default()),
         };
-        // `mn` (the meta no-op) answers `MN`: a memcached speaking the meta protocol.
-        match store.pool.call(b"mn\r\n".to_vec()).await? {
-            Reply { code, .. } if &code == b"MN" => Ok(store),
-            _ => Err(unexpected("mn: not answered MN (memcached 1.6 or later?)")),
+        let answered = {
+            let mut lease = store.pool.get().await?;
+            tokio::time::timeout(RESPONSE_TIMEOUT, lease.client().version()).await
+        };
+        match answered {
+            Ok(Ok(_)) => Ok(store),
+            Ok(Err(err)) => Err(StoreError::backend(err)),
+            Err(elapsed) => Err(StoreError::backend(elapsed)),
         }
     }
 
-    /// Opens `connections` connections (at least 1; default 2), each carrying many calls at
-    /// once (pipelined): more rarely helps, as one write carries every command queued.
+    /// Opens at most `connections` connections (at least 1; default 16).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessions::error::StoreError> {
@@ -224,43 +230,55 @@ impl MemcachedStore {
         format!("T{}", now.saturating_add(secs).min(i32::MAX as u64))
     }
 
-    /// The item under `item`: its bytes and CAS token (`mg item v c`).
+    /// The item under `item`: its bytes and CAS token.
     async fn get(&self, item: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        let mut command = Vec::with_capacity(item.len() + 10);
-        command.extend_from_slice(b"mg ");
-        command.extend_from_slice(item.as_bytes());
-        command.extend_from_slice(b" v c\r\n");
-        let reply = self.pool.call(command).await?;
-        match (&reply.code, reply.data, reply.cas) {
-            (b"EN", _, _) => Ok(None),
-            (b"VA", Some(data), Some(cas)) => Ok(Some((data, cas))),
-            _ => Err(unexpected(
-                "mg: neither a miss nor a value with a CAS token",
-            )),
+        let mut lease = self.pool.get().await?;
+        let reply = tokio::time::timeout(
+            RESPONSE_TIMEOUT,
+            lease
+                .client()
+                .meta_get(item, false, None, Some(&["v", "c"])),
+        )
+        .await;
+        match reply {
+            Ok(Ok(None)) => Ok(None),
+            Ok(Ok(Some(value))) => match (value.data, value.cas) {
+                (Some(data), Some(cas)) => Ok(Some((data, cas))),
+                _ => Err(unexpected("mg: a hit without a value and a CAS token")),
+            },
+            Ok(Err(err)) => {
+                lease.discard();
+                Err(StoreError::backend(err))
+            }
+            Err(elapsed) => Err(StoreError::backend(elapsed)),
         }
     }
 
-    /// `ms item <length> <flags>` and the data.
+    /// `ms item <data> <flags>`.
     async fn set(&self, item: &str, data: &[u8], flags: &[&str]) -> Result<Outcome, StoreError> {
-        let mut command = Vec::with_capacity(item.len() + data.len() + 64);
-        command.extend_from_slice(b"ms ");
-        command.extend_from_slice(item.as_bytes());
-        command.push(b' ');
-        command.extend_from_slice(data.len().to_string().as_bytes());
-        for flag in flags {
-            command.push(b' ');
-            command.extend_from_slice(flag.as_bytes());
-        }
-        command.extend_from_slice(b"\r\n");
-        command.extend_from_slice(data);
-        command.extend_from_slice(b"\r\n");
-        outcome(self.pool.call(command).await?)
+        let mut lease = self.pool.get().await?;
+        let reply = tokio::time::timeout(
+            RESPONSE_TIMEOUT,
+            lease
+                .client()
+                .meta_set(item, data, false, None, Some(flags)),
+        )
+        .await;
+        outcome(reply, &mut lease)
     }
 
     /// `md item C<cas>`.
     async fn delete(&self, item: &str, cas: u64) -> Result<Outcome, StoreError> {
-        let command = format!("md {item} C{cas}\r\n");
-        outcome(self.pool.call(command.into_bytes()).await?)
+        let token = format!("C{cas}");
+        let mut lease = self.pool.get().await?;
+        let reply = tokio::time::timeout(
+            RESPONSE_TIMEOUT,
+            lease
+                .client()
+                .meta_delete(item, false, None, Some(&[token.as_str()])),
+        )
+        .await;
+        outcome(reply, &mut lease)
     }
 
     /// What is stored under `item` now: nothing (or an entry that has ended), or the stored
@@ -351,13 +369,24 @@ enum Found {
     },
 }
 
-/// What the reply of an `ms` or an `md` says.
-fn outcome(reply: Reply) -> Result<Outcome, StoreError> {
-    match &reply.code {
-        b"HD" => Ok(Outcome::Done(reply.cas)),
-        b"EX" | b"NS" => Ok(Outcome::Lost),
-        b"NF" => Ok(Outcome::Missing),
-        _ => Err(unexpected("ms/md: not HD, EX, NS or NF")),
+fn outcome(
+    reply: Result<Result<Option<async_memcached::MetaValue>, McError>, tokio::time::error::Elapsed>,
+    lease: &mut pool::Lease<'_>,
+) -> Result<Outcome, StoreError> {
+    match reply {
+        Ok(Ok(None)) => Ok(Outcome::Done(None)),
+        Ok(Ok(Some(value))) => Ok(match value.status {
+            Some(Status::Exists | Status::NotStored) => Outcome::Lost,
+            Some(Status::NotFound) => Outcome::Missing,
+            _ => Outcome::Done(value.cas),
+        }),
+        Ok(Err(McError::Protocol(Status::Exists | Status::NotStored))) => Ok(Outcome::Lost),
+        Ok(Err(McError::Protocol(Status::NotFound))) => Ok(Outcome::Missing),
+        Ok(Err(err)) => {
+            lease.discard();
+            Err(StoreError::backend(err))
+        }
+        Err(elapsed) => Err(StoreError::backend(elapsed)),
     }
 }
 
@@ -472,8 +501,6 @@ impl SessionStore for MemcachedStore {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
