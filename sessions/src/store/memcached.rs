@@ -105,7 +105,7 @@ enum Outcome {
 impl MemcachedStore {
     /// Connects to the memcached at `url` (`memcache://host:port`, `tcp://host:port`, or
     /// `unix:///path/to/socket`), checking that it answers. Connections open as calls need
-    /// them, up to 16 ([`max_connections`](Self::max_connections)); one that breaks is
+    /// them, up to 64 ([`max_connections`](Self::max_connections)); one that breaks is
     /// replaced by the next call. A call fails with [`StoreError::Backend`] when connecting
     /// takes over 1 s or a command over 2 s.
     ///
@@ -132,7 +132,7 @@ impl MemcachedStore {
         }
     }
 
-    /// Opens at most `connections` connections (at least 1; default 16).
+    /// Opens at most `connections` connections (at least 1; default 64).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessions::error::StoreError> {
