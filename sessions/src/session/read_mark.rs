@@ -140,8 +140,10 @@ pub(crate) fn hand_out(session: &RequestSession, headers: &mut impl ResponseHead
         _ => {
             let name = config.cookie.companion_name(COOKIE_SUFFIX);
             // Whole seconds, rounded up: the mark must outlive the lag bound.
-            let ttl =
-                std::time::Duration::from_secs(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0));
+            let ttl = std::time::Duration::from_secs(
+                ttl.as_secs()
+                    .saturating_add(u64::from(ttl.subsec_nanos() > 0)),
+            );
             headers.append(SET_COOKIE, config.cookie.set_companion(&name, &value, ttl));
         }
     }
